@@ -1,0 +1,197 @@
+//! Configuration types. Loading them (defaults → TOML file → `ZENTORIA_*` environment → CLI
+//! flags) is the binary's job; everything else receives a finished [`Config`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on.
+    pub listen: String,
+    /// Where the SQLite database, the master key and (later) blobs and indexes live.
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; empty means `sqlite://<data_dir>/zentoria.db`.
+    pub database_url: String,
+    /// Base64 of 32 bytes; empty means `<data_dir>/master.key`, generated on first start.
+    pub master_key: String,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+    pub database: DatabaseConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Lifetime of JWT access tokens, e.g. `15m`.
+    pub access_token_ttl: String,
+    /// Lifetime of refresh tokens, e.g. `7d`.
+    pub refresh_token_ttl: String,
+    /// Whether `POST /api/v1/auth/register` creates accounts (as role `user`).
+    pub allow_registration: bool,
+    /// Failed logins allowed per minute for one client address, and for one username.
+    pub login_failures_per_minute: u32,
+    /// How long a verified API key is trusted from memory before it is looked up again.
+    pub key_cache_ttl: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Requests per minute for each API key, each user and each client address (0 = no limit).
+    pub rate_limit_per_minute: u32,
+    /// Requests that may arrive at once before the per-minute rate applies.
+    pub rate_limit_burst: u32,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest time one request may take, e.g. `30s`.
+    pub request_timeout: String,
+    /// Origins allowed by CORS; empty means no cross-origin access.
+    pub cors_origins: Vec<String>,
+    /// Whether `/metrics` needs credentials (scope `admin`).
+    pub metrics_require_auth: bool,
+    /// Send `Strict-Transport-Security`: set when Zentoria is reached over HTTPS.
+    pub hsts: bool,
+    /// Peers whose `X-Forwarded-For` is believed (e.g. a local reverse proxy).
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` or `zentoria=debug,info`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    pub max_connections: u32,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: String::new(),
+            master_key: String::new(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+            database: DatabaseConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            access_token_ttl: "15m".into(),
+            refresh_token_ttl: "7d".into(),
+            allow_registration: false,
+            login_failures_per_minute: 5,
+            key_cache_ttl: "10s".into(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            rate_limit_per_minute: 600,
+            rate_limit_burst: 100,
+            body_limit_bytes: 2 * 1024 * 1024,
+            request_timeout: "30s".into(),
+            cors_origins: Vec::new(),
+            metrics_require_auth: false,
+            hsts: false,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "pretty".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            max_connections: 16,
+        }
+    }
+}
+
+impl Config {
+    /// The database URL in force: the configured one, or SQLite inside the data dir.
+    pub fn effective_database_url(&self) -> String {
+        if self.database_url.is_empty() {
+            format!("sqlite://{}", self.data_dir.join("zentoria.db").display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Checks every value that has a shape, so a bad setting stops startup with a clear
+    /// message instead of failing later.
+    pub fn validate(&self) -> crate::Result<()> {
+        let durations = [
+            ("auth.access_token_ttl", &self.auth.access_token_ttl),
+            ("auth.refresh_token_ttl", &self.auth.refresh_token_ttl),
+            ("auth.key_cache_ttl", &self.auth.key_cache_ttl),
+            ("http.request_timeout", &self.http.request_timeout),
+        ];
+        for (name, value) in durations {
+            crate::time::parse_duration(value)
+                .map_err(|e| crate::Error::invalid(format!("{name}: {e}")))?;
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(crate::Error::invalid(format!(
+                "log.format must be \"pretty\" or \"json\", not {:?}",
+                self.log.format
+            )));
+        }
+        let url = self.effective_database_url();
+        if !(url.starts_with("sqlite:")
+            || url.starts_with("postgres://")
+            || url.starts_with("postgresql://"))
+        {
+            return Err(crate::Error::invalid(
+                "database_url must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn access_token_ttl(&self) -> Duration {
+        dur(&self.auth.access_token_ttl)
+    }
+
+    pub fn refresh_token_ttl(&self) -> Duration {
+        dur(&self.auth.refresh_token_ttl)
+    }
+
+    pub fn key_cache_ttl(&self) -> Duration {
+        dur(&self.auth.key_cache_ttl)
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        dur(&self.http.request_timeout)
+    }
+}
+
+/// Durations are checked by [`Config::validate`]; an unchecked bad one falls back to zero.
+fn dur(s: &str) -> Duration {
+    crate::time::parse_duration(s).unwrap_or_default()
+}

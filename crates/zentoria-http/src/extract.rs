@@ -1,0 +1,119 @@
+//! Extractors that make authentication and authorisation a matter of types: a handler that
+//! takes [`Authed<S>`] cannot run without a principal holding scope `S`.
+
+use std::marker::PhantomData;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use zentoria_core::Error;
+use zentoria_platform::{AuditEvent, ClientInfo, Outcome, Principal};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A scope requirement known at compile time.
+pub trait ScopeReq: Send + Sync + 'static {
+    const SCOPE: Option<zentoria_core::Scope>;
+}
+
+/// Scope markers for [`Authed`].
+pub mod scope {
+    use super::ScopeReq;
+    use zentoria_core::Scope;
+
+    macro_rules! markers {
+        ($($name:ident => $scope:expr),+ $(,)?) => {$(
+            #[derive(Debug)]
+            pub struct $name;
+            impl ScopeReq for $name {
+                const SCOPE: Option<Scope> = $scope;
+            }
+        )+};
+    }
+
+    // `Any` admits every authenticated caller; the others need their scope (or `admin`).
+    markers! {
+        Any => None,
+        Admin => Some(Scope::Admin),
+        KeysManage => Some(Scope::KeysManage),
+        FilesRead => Some(Scope::FilesRead),
+        FilesWrite => Some(Scope::FilesWrite),
+        Chat => Some(Scope::Chat),
+        AiCommand => Some(Scope::AiCommand),
+        Agents => Some(Scope::Agents),
+        Workflows => Some(Scope::Workflows),
+        Deploy => Some(Scope::Deploy),
+        AuditRead => Some(Scope::AuditRead),
+        Mcp => Some(Scope::Mcp),
+    }
+}
+
+/// The authenticated caller, proven to hold scope `S`.
+pub struct Authed<S: ScopeReq = scope::Any> {
+    pub principal: Principal,
+    _scope: PhantomData<S>,
+}
+
+impl<S: ScopeReq> std::ops::Deref for Authed<S> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+            metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
+            return Err(Error::unauthenticated(
+                "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",
+            )
+            .into());
+        };
+        if let Some(scope) = S::SCOPE {
+            if let Err(e) = principal.require(scope) {
+                metrics::counter!("zentoria_auth_failures_total", "reason" => "scope").increment(1);
+                let client = client_of(parts);
+                state
+                    .platform
+                    .audit()
+                    .record(
+                        AuditEvent::new("access.denied", Outcome::Denied, &client)
+                            .actor(Some(principal.actor()))
+                            .resource("route", parts.uri.path())
+                            .details(serde_json::json!({
+                                "method": parts.method.as_str(),
+                                "required_scope": scope.as_str(),
+                            })),
+                    )
+                    .await;
+                return Err(e.into());
+            }
+        }
+        Ok(Authed {
+            principal,
+            _scope: PhantomData,
+        })
+    }
+}
+
+/// Where the request came from (address, user agent, request id).
+pub struct Client(pub ClientInfo);
+
+impl<S: Send + Sync> FromRequestParts<S> for Client {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Client(client_of(parts)))
+    }
+}
+
+fn client_of(parts: &Parts) -> ClientInfo {
+    parts
+        .extensions
+        .get::<ClientInfo>()
+        .cloned()
+        .unwrap_or_default()
+}

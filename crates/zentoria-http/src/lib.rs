@@ -1,0 +1,190 @@
+//! The HTTP front end of Zentoria: axum routers, the middleware stack, extractors that make
+//! authentication a matter of types, the OpenAPI document and its offline browser.
+//!
+//! Handlers are thin: they parse, call one domain function, and shape the answer. This crate
+//! must never hold a business rule or talk SQL.
+
+pub mod error;
+pub mod extract;
+pub mod middleware;
+mod openapi;
+mod routes;
+
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+use zentoria_platform::Platform;
+use zentoria_platform::ratelimit::RateLimiter;
+use zentoria_store::Db;
+
+pub use openapi::openapi_document;
+
+/// What the HTTP layer needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct HttpSettings {
+    pub rate_limit_per_minute: u32,
+    pub rate_limit_burst: u32,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub cors_origins: Vec<String>,
+    pub metrics_require_auth: bool,
+    pub hsts: bool,
+    pub trusted_proxies: Vec<IpAddr>,
+}
+
+/// Everything a handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub platform: Platform,
+    pub db: Db,
+    pub settings: Arc<HttpSettings>,
+    pub metrics: PrometheusHandle,
+    pub(crate) limiter: Option<Arc<RateLimiter>>,
+}
+
+impl AppState {
+    pub fn new(platform: Platform, db: Db, settings: HttpSettings) -> Self {
+        let limiter = (settings.rate_limit_per_minute > 0).then(|| {
+            Arc::new(RateLimiter::new(
+                settings.rate_limit_per_minute,
+                settings.rate_limit_burst.max(1),
+            ))
+        });
+        AppState {
+            platform,
+            db,
+            settings: Arc::new(settings),
+            metrics: metrics_handle(),
+            limiter,
+        }
+    }
+}
+
+/// The process-wide Prometheus recorder, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(&[
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                    10.0,
+                ])
+                .expect("static buckets are valid")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Only fails if another recorder is installed, in which case ours stays unused.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+                   form-action 'self'";
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = routes::router().split_for_parts();
+    let doc = Arc::new(doc);
+    let settings = state.settings.clone();
+
+    let router = api
+        .merge(openapi::docs_router(doc))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::authenticate,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.body_limit_bytes,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            settings.body_limit_bytes,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ))
+        .layer(axum::middleware::from_fn(middleware::metrics))
+        .with_state(state.clone());
+
+    let headers = ServiceBuilder::new()
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CSP),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .into_inner();
+
+    let router = router
+        .layer(axum::middleware::from_fn(middleware::normalize_errors))
+        .layer(cors(&settings.cors_origins))
+        .layer(headers);
+    let router = if settings.hsts {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        ))
+    } else {
+        router
+    };
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            middleware::request_context,
+        ))
+        .layer(CatchPanicLayer::custom(middleware::panic_response))
+}
+
+/// CORS for the configured origins only; with none, browsers keep their same-origin rule.
+fn cors(origins: &[String]) -> CorsLayer {
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(allowed))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-api-key"),
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+        ])
+        .expose_headers([
+            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+            header::RETRY_AFTER,
+        ])
+        .max_age(Duration::from_secs(600))
+}

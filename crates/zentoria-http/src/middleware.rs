@@ -1,0 +1,267 @@
+//! The middleware stack: request context (id, client address, log line), metrics, error
+//! normalisation, and authentication with rate limiting.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use zentoria_core::Error;
+use zentoria_platform::ClientInfo;
+use zentoria_platform::ratelimit::retry_after_secs;
+
+use crate::AppState;
+use crate::error::{ApiError, REQUEST_ID, error_response};
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Gives every request an id (kept from `X-Request-Id` when sane), works out the client
+/// address, and logs one line per request.
+pub async fn request_context(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let id = req
+        .headers()
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 128
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(zentoria_core::id::new_id);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let ip = peer.map(|p| client_ip(p, req.headers(), &state.settings.trusted_proxies));
+    let client = ClientInfo {
+        ip: ip.map(|i| i.to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(512).collect()),
+        request_id: Some(id.clone()),
+    };
+    req.extensions_mut().insert(client);
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+
+    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    let status = resp.status().as_u16();
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    if status >= 500 {
+        tracing::warn!(request_id = %id, %method, %path, status, ms, "request");
+    } else {
+        tracing::info!(request_id = %id, %method, %path, status, ms, "request");
+    }
+    resp
+}
+
+/// The client's address: the peer, unless the peer is a trusted proxy, in which case the
+/// nearest untrusted address in `X-Forwarded-For`.
+fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+        .rev()
+        .find(|ip| !trusted.contains(ip))
+        .unwrap_or(peer)
+}
+
+/// Counts requests and their latency by route template and status.
+pub async fn metrics(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    let labels = [
+        ("method", method),
+        ("route", route),
+        ("status", resp.status().as_u16().to_string()),
+    ];
+    metrics::counter!("zentoria_http_requests_total", &labels).increment(1);
+    metrics::histogram!("zentoria_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    resp
+}
+
+/// Rewrites any error response that is not already JSON (unknown routes, wrong methods,
+/// framework rejections, timeouts, body limits) into the shared error shape.
+pub async fn normalize_errors(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = axum::body::to_bytes(body, 4096)
+        .await
+        .ok()
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .filter(|t| !t.is_empty());
+    let (code, default) = match status {
+        StatusCode::NOT_FOUND => ("not_found", format!("no route for {method} {path}")),
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            format!("{method} is not allowed on {path}"),
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long".to_owned()),
+        StatusCode::PAYLOAD_TOO_LARGE => (
+            "payload_too_large",
+            "the request body is larger than the configured limit".to_owned(),
+        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => (
+            "unsupported_media_type",
+            "send the body as application/json".to_owned(),
+        ),
+        StatusCode::UNPROCESSABLE_ENTITY => (
+            "invalid_request",
+            "the request body is not valid".to_owned(),
+        ),
+        StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests".to_owned()),
+        s if s.is_server_error() => (
+            "internal_error",
+            "an internal error occurred; quote the request id when reporting it".to_owned(),
+        ),
+        _ => ("bad_request", "the request is not valid".to_owned()),
+    };
+    // Framework rejections say precisely what was wrong with the request; server errors
+    // never say anything internal.
+    let message = match (status.is_client_error(), text) {
+        (true, Some(t)) if status != StatusCode::NOT_FOUND => t,
+        _ => default,
+    };
+    let mut out = error_response(status, code, message);
+    for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
+        if let Some(v) = parts.headers.get(&name) {
+            out.headers_mut().insert(name, v.clone());
+        }
+    }
+    out
+}
+
+/// Resolves credentials when present (a bad one is refused here, at once) and applies the
+/// rate limits per client address, per user and per key. Routes that need a principal get it
+/// through [`crate::extract::Authed`], which refuses requests that arrive without one.
+pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let client = req
+        .extensions()
+        .get::<ClientInfo>()
+        .cloned()
+        .unwrap_or_default();
+    if let Some(limiter) = &state.limiter {
+        if let Some(ip) = &client.ip {
+            if let Err(wait) = limiter.acquire(&format!("ip:{ip}")) {
+                return rate_limited(wait, "ip");
+            }
+        }
+    }
+    let credential = match credential_of(req.headers()) {
+        Ok(c) => c,
+        Err(e) => return ApiError(e).into_response(),
+    };
+    if let Some(credential) = credential {
+        match state.platform.authenticate(&credential).await {
+            Ok(principal) => {
+                if let Some(limiter) = &state.limiter {
+                    let key_limit = match &principal.via {
+                        zentoria_platform::Via::ApiKey { key_id } => limiter
+                            .acquire(&format!("key:{key_id}"))
+                            .map_err(|w| (w, "key")),
+                        zentoria_platform::Via::Session { .. } => Ok(()),
+                    };
+                    let limited = key_limit.and_then(|()| {
+                        limiter
+                            .acquire(&format!("user:{}", principal.user_id))
+                            .map_err(|w| (w, "user"))
+                    });
+                    if let Err((wait, which)) = limited {
+                        return rate_limited(wait, which);
+                    }
+                }
+                req.extensions_mut().insert(principal);
+            }
+            Err(e) => {
+                metrics::counter!("zentoria_auth_failures_total", "reason" => "invalid")
+                    .increment(1);
+                return ApiError(e).into_response();
+            }
+        }
+    }
+    next.run(req).await
+}
+
+fn rate_limited(wait: std::time::Duration, which: &'static str) -> Response {
+    metrics::counter!("zentoria_rate_limited_total", "limit" => which).increment(1);
+    ApiError(Error::RateLimited {
+        retry_after_secs: retry_after_secs(wait),
+    })
+    .into_response()
+}
+
+/// The credential in `X-API-Key` or `Authorization: Bearer`, if any.
+fn credential_of(headers: &HeaderMap) -> Result<Option<String>, Error> {
+    if let Some(v) = headers.get("x-api-key") {
+        let key = v
+            .to_str()
+            .map_err(|_| Error::unauthenticated("the X-API-Key header is not valid text"))?;
+        return Ok(Some(key.trim().to_owned()));
+    }
+    if let Some(v) = headers.get(header::AUTHORIZATION) {
+        let text = v
+            .to_str()
+            .map_err(|_| Error::unauthenticated("the Authorization header is not valid text"))?;
+        let (scheme, token) = text.split_once(' ').unwrap_or((text, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+            return Err(Error::unauthenticated(
+                "use Authorization: Bearer <token or API key>",
+            ));
+        }
+        return Ok(Some(token.trim().to_owned()));
+    }
+    Ok(None)
+}
+
+/// A JSON 500 for a handler that panicked, saying nothing internal.
+pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Body> {
+    tracing::error!("a request handler panicked");
+    error_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal_error",
+        "an internal error occurred; quote the request id when reporting it",
+    )
+}

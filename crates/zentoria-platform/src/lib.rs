@@ -1,0 +1,101 @@
+//! Identity and access for Zentoria: users and their passwords, login sessions with rotating
+//! refresh tokens, API keys with scopes, rate limits, and the hash-chained audit log.
+//!
+//! Every front end (HTTP, MCP, CLI) calls these functions; none re-implements a rule. This
+//! crate must never depend on a web framework.
+
+pub mod audit;
+mod keys;
+mod password;
+mod principal;
+pub mod ratelimit;
+mod sessions;
+mod tokens;
+mod users;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use zentoria_core::cache::TtlCache;
+use zentoria_core::crypto::MasterKey;
+use zentoria_store::Db;
+
+pub use audit::{Actor, AuditEvent, AuditLog, Outcome};
+pub use keys::{ApiKeyInfo, CreatedKey, NewKeyRequest};
+pub use principal::{ClientInfo, Principal, Via};
+pub use sessions::TokenPair;
+pub use users::User;
+
+use ratelimit::RateLimiter;
+
+/// The knobs of identity and access, taken from the configuration by the binary.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub allow_registration: bool,
+    pub login_failures_per_minute: u32,
+    pub key_cache_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            access_token_ttl: Duration::from_secs(15 * 60),
+            refresh_token_ttl: Duration::from_secs(7 * 86400),
+            allow_registration: false,
+            login_failures_per_minute: 5,
+            key_cache_ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Identity and access as one service. Cheap to clone.
+#[derive(Clone)]
+pub struct Platform {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    settings: Settings,
+    jwt: tokens::JwtKeys,
+    audit: AuditLog,
+    /// Verified API keys by digest, so a hot key costs no query.
+    key_cache: TtlCache<String, keys::CachedKey>,
+    /// Keys whose last-used time was written recently, so it is written once a minute at most.
+    key_touched: TtlCache<String, ()>,
+    /// Liveness of login sessions by family id, for access-token checks.
+    session_cache: TtlCache<String, sessions::SessionState>,
+    login_failures: RateLimiter,
+}
+
+impl Platform {
+    pub fn new(db: Db, master_key: &MasterKey, settings: Settings, audit: AuditLog) -> Self {
+        let per_minute = settings.login_failures_per_minute.max(1);
+        Platform {
+            inner: Arc::new(Inner {
+                jwt: tokens::JwtKeys::new(&master_key.derive("jwt/v1")),
+                key_cache: TtlCache::new(settings.key_cache_ttl, 100_000),
+                key_touched: TtlCache::new(Duration::from_secs(60), 100_000),
+                session_cache: TtlCache::new(settings.key_cache_ttl, 100_000),
+                login_failures: RateLimiter::new(per_minute, per_minute),
+                db,
+                settings,
+                audit,
+            }),
+        }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+}

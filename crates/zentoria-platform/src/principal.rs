@@ -1,0 +1,68 @@
+use serde::Serialize;
+use zentoria_core::{Error, Result, Role, Scope, Scopes};
+
+/// Who is calling, and with what authority: the result of authentication.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub role: Role,
+    /// The scopes in force for this request: the role's for a session, the key's (bounded by
+    /// the owner's role) for an API key.
+    pub scopes: Scopes,
+    pub via: Via,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Via {
+    Session { session_id: String },
+    ApiKey { key_id: String },
+}
+
+impl Principal {
+    /// Fails with `Forbidden` unless the principal holds `scope` (or `admin`).
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(format!(
+                "this credential lacks the scope {scope:?} needed here",
+                scope = scope.as_str()
+            )))
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.scopes.allows(Scope::Admin)
+    }
+
+    pub fn actor(&self) -> crate::Actor {
+        crate::Actor {
+            id: Some(self.user_id.clone()),
+            label: match &self.via {
+                Via::Session { .. } => self.username.clone(),
+                Via::ApiKey { key_id } => format!("{} (key {key_id})", self.username),
+            },
+        }
+    }
+}
+
+/// Where a request came from, for rate limits and the audit log.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInfo {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub request_id: Option<String>,
+}
+
+impl ClientInfo {
+    /// For actions taken from the command line on the server's own machine.
+    pub fn cli() -> Self {
+        ClientInfo {
+            ip: None,
+            user_agent: Some(format!("zentoria-cli/{}", env!("CARGO_PKG_VERSION"))),
+            request_id: None,
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Repositories: each a set of functions over [`crate::Db`] for one table family. They hold
+//! SQL and nothing else; rules live in the domain crates.
+
+pub mod audit;
+pub mod keys;
+pub mod sessions;
+pub mod users;

@@ -1,0 +1,144 @@
+//! The composition root: reads the finished configuration, picks each backend once, builds
+//! the services and hands them to the front ends (HTTP server, CLI). Startup takes its
+//! listener and shutdown signal as arguments, so tests run the real startup on port 0.
+
+pub mod cli;
+pub mod config;
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use zentoria_core::config::Config;
+use zentoria_core::crypto::MasterKey;
+use zentoria_platform::audit::AuditWriter;
+use zentoria_platform::{AuditLog, Platform, Settings};
+use zentoria_store::Db;
+
+/// The services of one process, opened on the configured database.
+pub struct Services {
+    pub config: Config,
+    pub db: Db,
+    pub platform: Platform,
+    audit_writer: AuditWriter,
+}
+
+impl Services {
+    /// Opens the data dir and database, applies migrations, loads (or creates) the master key
+    /// and starts the audit writer.
+    pub async fn open(config: Config) -> anyhow::Result<Services> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
+        let master_key = if config.master_key.is_empty() {
+            let (key, created) = MasterKey::load_or_create(&config.data_dir)?;
+            if created {
+                tracing::info!(
+                    path = %config.data_dir.join("master.key").display(),
+                    "generated a new master key; back it up: without it, stored secrets cannot be read"
+                );
+            }
+            key
+        } else {
+            MasterKey::from_base64(&config.master_key)?
+        };
+        let url = config.effective_database_url();
+        let db = Db::connect(&url, config.database.max_connections).await?;
+        if let Some(backup) = db.migrate().await? {
+            tracing::info!(backup = %backup.display(), "database upgraded; the previous version is kept");
+        }
+        let (audit, audit_writer) = AuditLog::start(db.clone(), master_key.clone());
+        let settings = Settings {
+            access_token_ttl: config.access_token_ttl(),
+            refresh_token_ttl: config.refresh_token_ttl(),
+            allow_registration: config.auth.allow_registration,
+            login_failures_per_minute: config.auth.login_failures_per_minute,
+            key_cache_ttl: config.key_cache_ttl(),
+        };
+        let platform = Platform::new(db.clone(), &master_key, settings, audit);
+        Ok(Services {
+            config,
+            db,
+            platform,
+            audit_writer,
+        })
+    }
+
+    /// Flushes the audit log and closes the database.
+    pub async fn close(self) {
+        self.audit_writer.shutdown().await;
+        self.db.close().await;
+    }
+
+    fn http_settings(&self) -> anyhow::Result<zentoria_http::HttpSettings> {
+        let c = &self.config;
+        let trusted_proxies = c
+            .http
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<IpAddr>()
+                    .with_context(|| format!("http.trusted_proxies: {p:?} is not an IP address"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(zentoria_http::HttpSettings {
+            rate_limit_per_minute: c.http.rate_limit_per_minute,
+            rate_limit_burst: c.http.rate_limit_burst,
+            body_limit_bytes: c.http.body_limit_bytes,
+            request_timeout: c.request_timeout(),
+            cors_origins: c.http.cors_origins.clone(),
+            metrics_require_auth: c.http.metrics_require_auth,
+            hsts: c.http.hsts,
+            trusted_proxies,
+        })
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests,
+/// flushes the audit log and closes the database.
+pub async fn serve(
+    services: Services,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = zentoria_http::AppState::new(
+        services.platform.clone(),
+        services.db.clone(),
+        services.http_settings()?,
+    );
+    let app = zentoria_http::app(state);
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
+    .context("the HTTP server failed")?;
+    tracing::info!("shutting down");
+    services.close().await;
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
