@@ -1,0 +1,10 @@
+//! Black-box tests: the real server over real sockets, on SQLite or (with
+//! `ZENTORIA_TEST_DATABASE_URL`) PostgreSQL. `scripts/test.sh` runs them on both.
+
+mod audit;
+mod auth;
+mod cli;
+mod harness;
+mod http;
+mod keys;
+mod routes;
