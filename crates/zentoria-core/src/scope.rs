@@ -202,6 +202,34 @@ impl FromStr for Role {
     }
 }
 
+impl utoipa::PartialSchema for Scopes {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .enum_values(Some(Scope::ALL.iter().map(|s| s.as_str()))),
+            )
+            .description(Some("Scopes; `admin` implies every other."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Scopes {}
+
+impl utoipa::PartialSchema for Role {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .enum_values(Some(["admin", "user", "viewer"]))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Role {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,31 +265,3 @@ mod tests {
         }
     }
 }
-
-impl utoipa::PartialSchema for Scopes {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-        ArrayBuilder::new()
-            .items(
-                ObjectBuilder::new()
-                    .schema_type(Type::String)
-                    .enum_values(Some(Scope::ALL.iter().map(|s| s.as_str()))),
-            )
-            .description(Some("Scopes; `admin` implies every other."))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Scopes {}
-
-impl utoipa::PartialSchema for Role {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, Type};
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .enum_values(Some(["admin", "user", "viewer"]))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Role {}

@@ -72,25 +72,25 @@ impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
             )
             .into());
         };
-        if let Some(scope) = S::SCOPE {
-            if let Err(e) = principal.require(scope) {
-                metrics::counter!("zentoria_auth_failures_total", "reason" => "scope").increment(1);
-                let client = client_of(parts);
-                state
-                    .platform
-                    .audit()
-                    .record(
-                        AuditEvent::new("access.denied", Outcome::Denied, &client)
-                            .actor(Some(principal.actor()))
-                            .resource("route", parts.uri.path())
-                            .details(serde_json::json!({
-                                "method": parts.method.as_str(),
-                                "required_scope": scope.as_str(),
-                            })),
-                    )
-                    .await;
-                return Err(e.into());
-            }
+        if let Some(scope) = S::SCOPE
+            && let Err(e) = principal.require(scope)
+        {
+            metrics::counter!("zentoria_auth_failures_total", "reason" => "scope").increment(1);
+            let client = client_of(parts);
+            state
+                .platform
+                .audit()
+                .record(
+                    AuditEvent::new("access.denied", Outcome::Denied, &client)
+                        .actor(Some(principal.actor()))
+                        .resource("route", parts.uri.path())
+                        .details(serde_json::json!({
+                            "method": parts.method.as_str(),
+                            "required_scope": scope.as_str(),
+                        })),
+                )
+                .await;
+            return Err(e.into());
         }
         Ok(Authed {
             principal,

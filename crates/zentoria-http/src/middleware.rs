@@ -183,12 +183,11 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .get::<ClientInfo>()
         .cloned()
         .unwrap_or_default();
-    if let Some(limiter) = &state.limiter {
-        if let Some(ip) = &client.ip {
-            if let Err(wait) = limiter.acquire(&format!("ip:{ip}")) {
-                return rate_limited(wait, "ip");
-            }
-        }
+    if let Some(limiter) = &state.limiter
+        && let Some(ip) = &client.ip
+        && let Err(wait) = limiter.acquire(&format!("ip:{ip}"))
+    {
+        return rate_limited(wait, "ip");
     }
     let credential = match credential_of(req.headers()) {
         Ok(c) => c,

@@ -211,10 +211,11 @@ impl Platform {
         let (row, key_hash) = keys::by_id(self.db(), key_id)
             .await?
             .ok_or_else(not_found)?;
-        if let Some(p) = principal {
-            if row.user_id != p.user_id && !p.is_admin() {
-                return Err(not_found());
-            }
+        if let Some(p) = principal
+            && row.user_id != p.user_id
+            && !p.is_admin()
+        {
+            return Err(not_found());
         }
         let newly = keys::revoke(self.db(), key_id, now_ms()).await?;
         // Drop it from memory at once, whatever the database said.

@@ -24,10 +24,10 @@ macro_rules! on_db {
 /// Maps a driver error into the domain error: unique violations become `Conflict`, everything
 /// else is internal (and logged by the front end, never shown).
 pub fn db_err(e: sqlx::Error) -> zentoria_core::Error {
-    if let sqlx::Error::Database(db) = &e {
-        if db.is_unique_violation() {
-            return zentoria_core::Error::Conflict("already exists".into());
-        }
+    if let sqlx::Error::Database(db) = &e
+        && db.is_unique_violation()
+    {
+        return zentoria_core::Error::Conflict("already exists".into());
     }
     zentoria_core::Error::internal(e)
 }

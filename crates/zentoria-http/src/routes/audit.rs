@@ -60,10 +60,10 @@ pub async fn list(
     if !(1..=500).contains(&limit) {
         return Err(Error::invalid("limit must be between 1 and 500").into());
     }
-    if let Some(o) = &q.outcome {
-        if !matches!(o.as_str(), "success" | "failure" | "denied") {
-            return Err(Error::invalid("outcome must be success, failure or denied").into());
-        }
+    if let Some(o) = &q.outcome
+        && !matches!(o.as_str(), "success" | "failure" | "denied")
+    {
+        return Err(Error::invalid("outcome must be success, failure or denied").into());
     }
     let filter = AuditFilter {
         since: time_param("since", q.since.as_deref())?,

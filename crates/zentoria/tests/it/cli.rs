@@ -61,13 +61,12 @@ fn serve(db: &TestDb, envs: &[(&str, &str)]) -> (Child, String) {
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if !sent {
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    if v["message"] == "zentoria is listening" {
-                        let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
-                        sent = true;
-                    }
-                }
+            if !sent
+                && let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["message"] == "zentoria is listening"
+            {
+                let _ = tx.send(v["addr"].as_str().unwrap().to_owned());
+                sent = true;
             }
         }
     });
