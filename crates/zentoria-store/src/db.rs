@@ -80,7 +80,7 @@ impl Db {
     /// Returns the path of that copy, if one was made.
     pub async fn migrate(&self) -> Result<Option<PathBuf>> {
         let backup = match self {
-            Db::Sqlite(pool) => backup_before_migrating(pool).await?,
+            Db::Sqlite(pool) => backup_before_migrating(pool, &SQLITE_MIGRATIONS).await?,
             Db::Postgres(_) => None,
         };
         let res = match self {
@@ -111,7 +111,10 @@ impl Db {
     }
 }
 
-async fn backup_before_migrating(pool: &SqlitePool) -> Result<Option<PathBuf>> {
+async fn backup_before_migrating(
+    pool: &SqlitePool,
+    migrator: &Migrator,
+) -> Result<Option<PathBuf>> {
     let applied: Vec<i64> =
         match sqlx::query_scalar::<_, i64>("SELECT version FROM _sqlx_migrations WHERE success")
             .fetch_all(pool)
@@ -124,7 +127,7 @@ async fn backup_before_migrating(pool: &SqlitePool) -> Result<Option<PathBuf>> {
     if applied.is_empty() {
         return Ok(None);
     }
-    let pending = SQLITE_MIGRATIONS
+    let pending = migrator
         .iter()
         .any(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version));
     if !pending {
@@ -153,4 +156,90 @@ fn backup_path(db: &Path, version: i64) -> PathBuf {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "zentoria.db".into());
     db.with_file_name(format!("{name}.before-migration-v{version}-{stamp}.bak"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn migrator(dir: &Path, files: &[(&str, &str)]) -> Migrator {
+        for (name, sql) in files {
+            std::fs::write(dir.join(name), sql).unwrap();
+        }
+        Migrator::new(dir).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_existing_database_is_copied_before_pending_migrations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let migrations = tmp.path().join("migrations");
+        std::fs::create_dir(&migrations).unwrap();
+        let url = format!("sqlite://{}", tmp.path().join("z.db").display());
+        let Db::Sqlite(pool) = Db::connect(&url, 1).await.unwrap() else {
+            unreachable!()
+        };
+
+        let v1 = migrator(
+            &migrations,
+            &[("1_first.sql", "CREATE TABLE a (x INTEGER);")],
+        )
+        .await;
+        // A brand-new database has nothing worth keeping.
+        assert_eq!(backup_before_migrating(&pool, &v1).await.unwrap(), None);
+        v1.run(&pool).await.unwrap();
+        sqlx::query("INSERT INTO a (x) VALUES (42)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        // Nothing pending, nothing copied.
+        assert_eq!(backup_before_migrating(&pool, &v1).await.unwrap(), None);
+
+        let v2 = migrator(
+            &migrations,
+            &[("2_second.sql", "CREATE TABLE b (y INTEGER);")],
+        )
+        .await;
+        let backup = backup_before_migrating(&pool, &v2)
+            .await
+            .unwrap()
+            .expect("a copy");
+        assert!(
+            backup
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .contains("before-migration-v1")
+        );
+        v2.run(&pool).await.unwrap();
+
+        let copy = SqlitePool::connect(&format!("sqlite://{}", backup.display()))
+            .await
+            .unwrap();
+        let x: i64 = sqlx::query_scalar("SELECT x FROM a")
+            .fetch_one(&copy)
+            .await
+            .unwrap();
+        assert_eq!(x, 42);
+        let has_b: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE name = 'b'")
+            .fetch_one(&copy)
+            .await
+            .unwrap();
+        assert_eq!(
+            has_b, 0,
+            "the copy is the database as it was before migrating"
+        );
+    }
+
+    #[tokio::test]
+    async fn numbered_placeholders_bind_on_sqlite() {
+        // The repositories write `$n` once for both backends; SQLite must bind them by number.
+        let pool = SqlitePool::connect("sqlite::memory:").await.unwrap();
+        let (a, b): (i64, String) = sqlx::query_as("SELECT $2 + 0, $1")
+            .bind("one")
+            .bind(2i64)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!((a, b.as_str()), (2, "one"));
+    }
 }
