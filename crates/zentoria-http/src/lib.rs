@@ -93,18 +93,51 @@ const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'u
                    script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
                    form-action 'self'";
 
+/// How requests are authenticated.
+enum Auth {
+    /// Credentials are checked and rate limits applied: the only mode a server runs in.
+    Enforced,
+    /// Every request carries this principal and no limit applies. Only for measuring what
+    /// authentication costs (`zentoria-bench`); not reachable from any configuration.
+    #[cfg(feature = "bench")]
+    Fixed(zentoria_platform::Principal),
+}
+
 /// The whole HTTP application.
 pub fn app(state: AppState) -> Router {
+    build(state, Auth::Enforced)
+}
+
+/// The application with authentication and rate limiting replaced by a fixed principal, so a
+/// benchmark can put a number on their cost. Never used by `zentoria serve`.
+#[cfg(feature = "bench")]
+pub fn app_with_fixed_principal(
+    state: AppState,
+    principal: zentoria_platform::Principal,
+) -> Router {
+    build(state, Auth::Fixed(principal))
+}
+
+fn build(state: AppState, auth: Auth) -> Router {
     let (api, doc) = routes::router().split_for_parts();
     let doc = Arc::new(doc);
     let settings = state.settings.clone();
 
-    let router = api
-        .merge(openapi::docs_router(doc))
-        .layer(axum::middleware::from_fn_with_state(
+    let router = api.merge(openapi::docs_router(doc));
+    let router = match auth {
+        Auth::Enforced => router.layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::authenticate,
-        ))
+        )),
+        #[cfg(feature = "bench")]
+        Auth::Fixed(principal) => router.layer(axum::middleware::from_fn(
+            move |mut req: axum::extract::Request, next: axum::middleware::Next| {
+                req.extensions_mut().insert(principal.clone());
+                next.run(req)
+            },
+        )),
+    };
+    let router = router
         .layer(axum::extract::DefaultBodyLimit::max(
             settings.body_limit_bytes,
         ))

@@ -1,0 +1,90 @@
+//! Serves the same application twice for `scripts/bench-auth.sh`: once with authentication
+//! and rate limiting as `zentoria serve` runs them, once with a fixed principal instead, so
+//! that wrk can put a ratio on what the auth stack costs. Prints one JSON line with both
+//! addresses and an API key, then serves until SIGINT/SIGTERM.
+//!
+//! Usage: zentoria-bench [DATABASE_URL]   (default: SQLite in a temp dir)
+
+use std::io::Write;
+use std::net::SocketAddr;
+
+use zentoria::Services;
+use zentoria_core::Role;
+use zentoria_core::config::Config;
+use zentoria_platform::{ClientInfo, NewKeyRequest};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database_url: std::env::args().nth(1).unwrap_or_default(),
+        ..Config::default()
+    };
+    config.log.level = "warn".into();
+    let services = Services::open(config).await?;
+    let platform = services.platform.clone();
+    let suffix = zentoria_core::crypto::random_base62(6);
+    let user = platform
+        .create_user(
+            &format!("bench-{suffix}"),
+            "bench-password".into(),
+            Role::User,
+            None,
+            &ClientInfo::cli(),
+        )
+        .await?;
+    let key = platform
+        .create_key(
+            &user,
+            user.role.scopes(),
+            NewKeyRequest {
+                name: "bench".into(),
+                scopes: zentoria_core::Scopes::parse_list("keys:manage,chat")?,
+                expires_in: None,
+            },
+            None,
+            &ClientInfo::cli(),
+        )
+        .await?
+        .key;
+    let principal = platform.authenticate(&key).await?;
+
+    // Limits are on (every request pays for the buckets) but set so high none is refused.
+    let settings = zentoria_http::HttpSettings {
+        rate_limit_per_minute: u32::MAX,
+        rate_limit_burst: u32::MAX,
+        body_limit_bytes: 2 * 1024 * 1024,
+        request_timeout: std::time::Duration::from_secs(30),
+        cors_origins: Vec::new(),
+        metrics_require_auth: false,
+        hsts: false,
+        trusted_proxies: Vec::new(),
+    };
+    let state = zentoria_http::AppState::new(platform, services.db.clone(), settings);
+    let enforced = zentoria_http::app(state.clone());
+    let open = zentoria_http::app_with_fixed_principal(state, principal);
+
+    let l1 = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let l2 = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let line = serde_json::json!({
+        "enforced": format!("http://{}", l1.local_addr()?),
+        "open": format!("http://{}", l2.local_addr()?),
+        "key": key,
+    });
+    println!("{line}");
+    std::io::stdout().flush()?;
+
+    let s1 = axum::serve(
+        l1,
+        enforced.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(zentoria::shutdown_signal());
+    let s2 = axum::serve(l2, open.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(zentoria::shutdown_signal());
+    let (r1, r2) = tokio::join!(s1, s2);
+    r1?;
+    r2?;
+    services.close().await;
+    Ok(())
+}
