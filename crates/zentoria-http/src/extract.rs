@@ -2,6 +2,7 @@
 //! takes [`Authed<S>`] cannot run without a principal holding scope `S`.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -50,7 +51,7 @@ pub mod scope {
 
 /// The authenticated caller, proven to hold scope `S`.
 pub struct Authed<S: ScopeReq = scope::Any> {
-    pub principal: Principal,
+    pub principal: Arc<Principal>,
     _scope: PhantomData<S>,
 }
 
@@ -65,7 +66,7 @@ impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(principal) = parts.extensions.get::<Principal>().cloned() else {
+        let Some(principal) = parts.extensions.get::<Arc<Principal>>().cloned() else {
             metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
             return Err(Error::unauthenticated(
                 "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",

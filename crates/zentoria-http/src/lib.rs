@@ -100,7 +100,7 @@ enum Auth {
     /// Every request carries this principal and no limit applies. Only for measuring what
     /// authentication costs (`zentoria-bench`); not reachable from any configuration.
     #[cfg(feature = "bench")]
-    Fixed(zentoria_platform::Principal),
+    Fixed(Arc<zentoria_platform::Principal>),
 }
 
 /// The whole HTTP application.
@@ -113,7 +113,7 @@ pub fn app(state: AppState) -> Router {
 #[cfg(feature = "bench")]
 pub fn app_with_fixed_principal(
     state: AppState,
-    principal: zentoria_platform::Principal,
+    principal: Arc<zentoria_platform::Principal>,
 ) -> Router {
     build(state, Auth::Fixed(principal))
 }

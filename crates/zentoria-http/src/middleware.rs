@@ -185,7 +185,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         .unwrap_or_default();
     if let Some(limiter) = &state.limiter
         && let Some(ip) = &client.ip
-        && let Err(wait) = limiter.acquire(&format!("ip:{ip}"))
+        && let Err(wait) = limiter.acquire("ip", ip)
     {
         return rate_limited(wait, "ip");
     }
@@ -198,14 +198,14 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             Ok(principal) => {
                 if let Some(limiter) = &state.limiter {
                     let key_limit = match &principal.via {
-                        zentoria_platform::Via::ApiKey { key_id } => limiter
-                            .acquire(&format!("key:{key_id}"))
-                            .map_err(|w| (w, "key")),
+                        zentoria_platform::Via::ApiKey { key_id } => {
+                            limiter.acquire("key", key_id).map_err(|w| (w, "key"))
+                        }
                         zentoria_platform::Via::Session { .. } => Ok(()),
                     };
                     let limited = key_limit.and_then(|()| {
                         limiter
-                            .acquire(&format!("user:{}", principal.user_id))
+                            .acquire("user", &principal.user_id)
                             .map_err(|w| (w, "user"))
                     });
                     if let Err((wait, which)) = limited {

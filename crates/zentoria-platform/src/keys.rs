@@ -1,8 +1,11 @@
 //! API keys: `znt_live_sk_<43 base62 characters>` (≈256 bits from the OS), shown once, stored
 //! as a SHA-256 digest, scoped, optionally expiring, revocable at once.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use serde::{Deserialize, Serialize};
-use zentoria_core::crypto::{ct_eq, random_base62, sha256_hex};
+use zentoria_core::crypto::{ct_eq, random_base62, sha256, sha256_hex};
 use zentoria_core::{Error, Result, Role, Scopes, id::new_id, time::now_ms};
 use zentoria_store::repo::keys::{self, ApiKeyRow, NewKey};
 
@@ -12,14 +15,13 @@ pub(crate) const KEY_PREFIX_FAMILY: &str = "znt_";
 const KEY_PREFIX: &str = "znt_live_sk_";
 const KEY_RANDOM_CHARS: usize = 43;
 
-#[derive(Debug, Clone)]
+/// A verified key as kept in memory: its principal, ready to hand out without copying.
+#[derive(Debug)]
 pub(crate) struct CachedKey {
-    key_id: String,
-    user_id: String,
-    username: String,
-    role: Role,
-    scopes: Scopes,
+    principal: Arc<Principal>,
     expires_at: Option<i64>,
+    /// When last use was last written to the database (epoch ms).
+    touched_at: AtomicI64,
 }
 
 /// What a caller asks for when creating a key.
@@ -219,7 +221,12 @@ impl Platform {
         }
         let newly = keys::revoke(self.db(), key_id, now_ms()).await?;
         // Drop it from memory at once, whatever the database said.
-        self.inner.key_cache.remove(&key_hash);
+        if let Some(digest) = hex::decode(&key_hash)
+            .ok()
+            .and_then(|d| <[u8; 32]>::try_from(d).ok())
+        {
+            self.inner.key_cache.remove(&digest);
+        }
         if newly {
             self.audit()
                 .record(
@@ -233,15 +240,16 @@ impl Platform {
         Ok(())
     }
 
-    pub(crate) async fn authenticate_key(&self, key: &str) -> Result<Principal> {
+    pub(crate) async fn authenticate_key(&self, key: &str) -> Result<Arc<Principal>> {
         let invalid = || Error::unauthenticated("the API key is not valid");
         if !key.starts_with(KEY_PREFIX) || key.len() != KEY_PREFIX.len() + KEY_RANDOM_CHARS {
             return Err(invalid());
         }
-        let hash = sha256_hex(key.as_bytes());
-        let cached = match self.inner.key_cache.get(&hash) {
+        let digest = sha256(key.as_bytes());
+        let cached = match self.inner.key_cache.get(&digest) {
             Some(c) => c,
             None => {
+                let hash = hex::encode(digest);
                 let row = keys::by_hash(self.db(), &hash).await?.ok_or_else(invalid)?;
                 if !ct_eq(row.key_hash.as_bytes(), hash.as_bytes())
                     || row.revoked_at.is_some()
@@ -254,43 +262,47 @@ impl Platform {
                 // A key never outranks its owner, even after the owner's role changes.
                 let scopes =
                     Scopes::from_iter_of(granted.iter().filter(|s| role.scopes().allows(*s)));
-                let c = CachedKey {
-                    key_id: row.id,
-                    user_id: row.user_id,
-                    username: row.username,
-                    role,
-                    scopes,
+                let c = Arc::new(CachedKey {
+                    principal: Arc::new(Principal {
+                        user_id: row.user_id,
+                        username: row.username,
+                        role,
+                        scopes,
+                        via: Via::ApiKey { key_id: row.id },
+                    }),
                     expires_at: row.expires_at,
-                };
-                self.inner.key_cache.insert(hash, c.clone());
+                    touched_at: AtomicI64::new(0),
+                });
+                self.inner.key_cache.insert(digest, c.clone());
                 c
             }
         };
-        if cached.expires_at.is_some_and(|at| at <= now_ms()) {
+        let now = now_ms();
+        if cached.expires_at.is_some_and(|at| at <= now) {
             return Err(Error::unauthenticated("the API key has expired"));
         }
-        self.note_key_use(&cached.key_id);
-        Ok(Principal {
-            user_id: cached.user_id,
-            username: cached.username,
-            role: cached.role,
-            scopes: cached.scopes,
-            via: Via::ApiKey {
-                key_id: cached.key_id,
-            },
-        })
+        self.note_key_use(&cached, now);
+        Ok(cached.principal.clone())
     }
 
     /// Records last use off the request path, at most once a minute per key.
-    fn note_key_use(&self, key_id: &str) {
-        if self.inner.key_touched.get(&key_id.to_owned()).is_some() {
+    fn note_key_use(&self, key: &CachedKey, now: i64) {
+        let last = key.touched_at.load(Ordering::Relaxed);
+        if now - last < 60_000
+            || key
+                .touched_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
             return;
         }
-        self.inner.key_touched.insert(key_id.to_owned(), ());
+        let Via::ApiKey { key_id } = &key.principal.via else {
+            return;
+        };
         let db = self.db().clone();
-        let id = key_id.to_owned();
+        let id = key_id.clone();
         tokio::spawn(async move {
-            if let Err(e) = keys::touch(&db, &id, now_ms()).await {
+            if let Err(e) = keys::touch(&db, &id, now).await {
                 tracing::warn!(error = %e, "could not record API key use");
             }
         });

@@ -61,10 +61,8 @@ struct Inner {
     settings: Settings,
     jwt: tokens::JwtKeys,
     audit: AuditLog,
-    /// Verified API keys by digest, so a hot key costs no query.
-    key_cache: TtlCache<String, keys::CachedKey>,
-    /// Keys whose last-used time was written recently, so it is written once a minute at most.
-    key_touched: TtlCache<String, ()>,
+    /// Verified API keys by SHA-256 digest, so a hot key costs no query.
+    key_cache: TtlCache<[u8; 32], Arc<keys::CachedKey>>,
     /// Liveness of login sessions by family id, for access-token checks.
     session_cache: TtlCache<String, sessions::SessionState>,
     login_failures: RateLimiter,
@@ -77,7 +75,6 @@ impl Platform {
             inner: Arc::new(Inner {
                 jwt: tokens::JwtKeys::new(&master_key.derive("jwt/v1")),
                 key_cache: TtlCache::new(settings.key_cache_ttl, 100_000),
-                key_touched: TtlCache::new(Duration::from_secs(60), 100_000),
                 session_cache: TtlCache::new(settings.key_cache_ttl, 100_000),
                 login_failures: RateLimiter::new(per_minute, per_minute),
                 db,

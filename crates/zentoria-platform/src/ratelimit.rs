@@ -1,10 +1,31 @@
-//! Keyed token buckets: each key (an API key, a user, a client address) gets `burst` tokens
-//! that refill at `per_minute`. Sharded so that concurrent requests rarely contend.
+//! Keyed token buckets: each subject (an API key, a user, a client address) gets `burst`
+//! tokens that refill at `per_minute`. Subjects are reduced to a keyed 64-bit hash, so a check
+//! allocates nothing; shards keep concurrent requests from contending.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+
+/// The map keys are already keyed SipHash outputs; hashing them again would be wasted work.
+#[derive(Default)]
+struct PreHashed(u64);
+
+impl Hasher for PreHashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 << 8) | b as u64;
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Buckets = HashMap<u64, Bucket, BuildHasherDefault<PreHashed>>;
 
 const SHARDS: usize = 16;
 const MAX_KEYS_PER_SHARD: usize = 20_000;
@@ -13,7 +34,7 @@ pub struct RateLimiter {
     capacity: f64,
     per_sec: f64,
     hasher: RandomState,
-    shards: Vec<Mutex<HashMap<String, Bucket>>>,
+    shards: Vec<Mutex<Buckets>>,
 }
 
 #[derive(Clone, Copy)]
@@ -29,12 +50,15 @@ impl RateLimiter {
             capacity: burst.max(1) as f64,
             per_sec: per_minute as f64 / 60.0,
             hasher: RandomState::new(),
-            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Buckets::default()))
+                .collect(),
         }
     }
 
-    fn shard(&self, key: &str) -> &Mutex<HashMap<String, Bucket>> {
-        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+    fn locate(&self, kind: &str, subject: &str) -> (u64, &Mutex<Buckets>) {
+        let h = self.hasher.hash_one((kind, subject));
+        (h, &self.shards[(h >> 56) as usize % SHARDS])
     }
 
     fn refill(&self, b: &mut Bucket, now: Instant) {
@@ -50,11 +74,13 @@ impl RateLimiter {
         Duration::from_secs_f64(((1.0 - b.tokens) / self.per_sec).max(0.0))
     }
 
-    /// Takes one token for `key`, or says how long until one is available.
-    pub fn acquire(&self, key: &str) -> Result<(), Duration> {
+    /// Takes one token for `subject` of `kind` (e.g. `"ip"`, `"key"`), or says how long until
+    /// one is available.
+    pub fn acquire(&self, kind: &str, subject: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(b) = map.get_mut(key) {
+        let (key, shard) = self.locate(kind, subject);
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = map.get_mut(&key) {
             self.refill(b, now);
             if b.tokens >= 1.0 {
                 b.tokens -= 1.0;
@@ -66,7 +92,7 @@ impl RateLimiter {
             self.evict_full(&mut map, now);
         }
         map.insert(
-            key.to_owned(),
+            key,
             Bucket {
                 tokens: self.capacity - 1.0,
                 at: now,
@@ -75,11 +101,12 @@ impl RateLimiter {
         Ok(())
     }
 
-    /// Whether a token is available for `key`, without taking it.
-    pub fn peek(&self, key: &str) -> Result<(), Duration> {
+    /// Whether a token is available, without taking it.
+    pub fn peek(&self, kind: &str, subject: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let mut map = self.shard(key).lock().unwrap_or_else(|e| e.into_inner());
-        match map.get_mut(key) {
+        let (key, shard) = self.locate(kind, subject);
+        let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(&key) {
             Some(b) => {
                 self.refill(b, now);
                 if b.tokens >= 1.0 {
@@ -93,7 +120,7 @@ impl RateLimiter {
     }
 
     /// Buckets that have refilled completely carry no state worth keeping.
-    fn evict_full(&self, map: &mut HashMap<String, Bucket>, now: Instant) {
+    fn evict_full(&self, map: &mut Buckets, now: Instant) {
         map.retain(|_, b| {
             let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
             b.tokens + elapsed * self.per_sec < self.capacity
@@ -118,30 +145,30 @@ mod tests {
     fn burst_then_refusal_with_wait() {
         let rl = RateLimiter::new(60, 3);
         for _ in 0..3 {
-            assert!(rl.acquire("k").is_ok());
+            assert!(rl.acquire("t", "k").is_ok());
         }
-        let wait = rl.acquire("k").unwrap_err();
+        let wait = rl.acquire("t", "k").unwrap_err();
         assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1));
         assert_eq!(retry_after_secs(wait), 1);
         // Other keys are independent.
-        assert!(rl.acquire("other").is_ok());
+        assert!(rl.acquire("t", "other").is_ok());
     }
 
     #[test]
     fn peek_does_not_consume() {
         let rl = RateLimiter::new(1, 1);
-        assert!(rl.peek("k").is_ok());
-        assert!(rl.peek("k").is_ok());
-        assert!(rl.acquire("k").is_ok());
-        assert!(rl.peek("k").is_err());
+        assert!(rl.peek("t", "k").is_ok());
+        assert!(rl.peek("t", "k").is_ok());
+        assert!(rl.acquire("t", "k").is_ok());
+        assert!(rl.peek("t", "k").is_err());
     }
 
     #[test]
     fn tokens_refill_over_time() {
         let rl = RateLimiter::new(6000, 1); // 100 per second
-        assert!(rl.acquire("k").is_ok());
-        assert!(rl.acquire("k").is_err());
+        assert!(rl.acquire("t", "k").is_ok());
+        assert!(rl.acquire("t", "k").is_err());
         std::thread::sleep(Duration::from_millis(30));
-        assert!(rl.acquire("k").is_ok());
+        assert!(rl.acquire("t", "k").is_ok());
     }
 }

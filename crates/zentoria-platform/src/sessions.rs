@@ -1,6 +1,8 @@
 //! Logins, refresh-token rotation with reuse detection, logout, and authentication of a
 //! presented credential (access token or API key).
 
+use std::sync::Arc;
+
 use serde::Serialize;
 use zentoria_core::crypto::{random_base62, sha256_hex};
 use zentoria_core::{Error, Result, Role, id::new_id, time::now_ms};
@@ -38,10 +40,10 @@ impl Platform {
         password: String,
         client: &ClientInfo,
     ) -> Result<TokenPair> {
-        let ip_key = format!("ip:{}", client.ip.as_deref().unwrap_or("-"));
-        let user_key = format!("user:{}", username.to_lowercase());
+        let ip = client.ip.as_deref().unwrap_or("-");
+        let user_key = username.to_lowercase();
         let limiter = &self.inner.login_failures;
-        if let Err(wait) = limiter.peek(&ip_key).and(limiter.peek(&user_key)) {
+        if let Err(wait) = limiter.peek("ip", ip).and(limiter.peek("user", &user_key)) {
             self.audit()
                 .record(
                     AuditEvent::new("auth.login", Outcome::Denied, client)
@@ -59,8 +61,8 @@ impl Platform {
         let user = match row {
             Some(r) if ok && !r.disabled => r,
             found => {
-                let _ = limiter.acquire(&ip_key);
-                let _ = limiter.acquire(&user_key);
+                let _ = limiter.acquire("ip", ip);
+                let _ = limiter.acquire("user", &user_key);
                 let reason = match &found {
                     Some(r) if r.disabled => "account disabled",
                     Some(_) => "wrong password",
@@ -187,12 +189,15 @@ impl Platform {
     }
 
     /// Turns a presented credential into a principal: an API key (`znt_…`) or an access JWT.
-    pub async fn authenticate(&self, credential: &str) -> Result<Principal> {
+    pub async fn authenticate(&self, credential: &str) -> Result<Arc<Principal>> {
         if credential.starts_with(crate::keys::KEY_PREFIX_FAMILY) {
             return self.authenticate_key(credential).await;
         }
         if credential.split('.').count() == 3 {
-            return self.authenticate_access_token(credential).await;
+            return self
+                .authenticate_access_token(credential)
+                .await
+                .map(Arc::new);
         }
         Err(Error::unauthenticated(
             "unrecognised credential: send an API key (znt_…) or an access token",

@@ -98,5 +98,5 @@ pub async fn logout(
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 200, body = Principal), (status = 401, body = ErrorBody)))]
 pub async fn me(auth: Authed) -> Json<Principal> {
-    Json(auth.principal)
+    Json(Principal::clone(&auth.principal))
 }

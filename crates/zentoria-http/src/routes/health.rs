@@ -53,7 +53,7 @@ pub async fn ready(State(state): State<AppState>) -> ApiResult<Json<Ready>> {
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(
     State(state): State<AppState>,
-    principal: Option<axum::Extension<Principal>>,
+    principal: Option<axum::Extension<std::sync::Arc<Principal>>>,
 ) -> Response {
     if state.settings.metrics_require_auth {
         let allowed = principal
