@@ -30,7 +30,7 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", t, re.M)}
 non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 if non2xx: sys.exit("unexpected non-2xx responses: " + non2xx.group(1))
-print(f"{rps:.0f} {p[\"50\"]:.3f} {p[\"99\"]:.3f}")'
+print("%.0f %.3f %.3f" % (rps, p["50"], p["99"]))'
 }
 
 # Warm both up, then alternate so drift hits both alike.
