@@ -96,3 +96,38 @@ impl IntoResponse for ApiError {
         resp
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body_of(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn internal_errors_say_nothing_internal() {
+        let resp = ApiError(Error::internal("password=hunter2 at db.rs:42")).into_response();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = body_of(resp).await;
+        assert_eq!(body["error"]["code"], "internal_error");
+        assert!(!body.to_string().contains("hunter2"));
+        assert!(!body.to_string().contains("db.rs"));
+    }
+
+    #[tokio::test]
+    async fn rate_limits_carry_retry_after_and_request_ids_flow_into_bodies() {
+        let resp = REQUEST_ID
+            .scope("req-1".into(), async {
+                ApiError(Error::RateLimited {
+                    retry_after_secs: 7,
+                })
+                .into_response()
+            })
+            .await;
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "7");
+        assert_eq!(body_of(resp).await["error"]["request_id"], "req-1");
+    }
+}

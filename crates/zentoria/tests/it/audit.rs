@@ -5,12 +5,8 @@ use crate::harness::{ADMIN, ADMIN_PASSWORD, TestServer, assert_error};
 
 async fn audit(s: &TestServer, query: &str) -> Value {
     let r = s
-        .http
-        .get(s.at(&format!("/api/v1/audit{query}")))
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .get(&format!("/api/v1/audit{query}"), Some(&s.admin_key))
+        .await;
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -51,13 +47,7 @@ async fn security_actions_are_recorded_with_context() {
     assert_eq!(r.status(), 204);
     let alice = s.user("alice", Role::User).await;
     let alice_key = s.key_for(&alice, "chat").await;
-    let r = s
-        .http
-        .get(s.at("/api/v1/audit"))
-        .header("X-API-Key", &alice_key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get("/api/v1/audit", Some(&alice_key)).await;
     assert_error(r, 403, "forbidden").await;
     let r = s
         .http
@@ -132,12 +122,8 @@ async fn paging_walks_back_through_the_log() {
     let b = second["entries"][0]["seq"].as_i64().unwrap();
     assert!(b < a, "pages go back in time");
     let r = s
-        .http
-        .get(s.at("/api/v1/audit?since=yesterday"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .get("/api/v1/audit?since=yesterday", Some(&s.admin_key))
+        .await;
     assert_error(r, 400, "invalid_request").await;
     let none = audit(&s, "?since=2999-01-01T00:00:00Z").await;
     assert!(none["entries"].as_array().unwrap().is_empty());

@@ -177,43 +177,19 @@ async fn failed_logins_are_rate_limited_per_username_and_address() {
 async fn registration_only_when_enabled() {
     let s = TestServer::start().await;
     let body = json!({"username": "newbie", "password": "newbie-password"});
-    let r = s
-        .http
-        .post(s.at("/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/v1/auth/register", None, &body).await;
     assert_error(r, 403, "forbidden").await;
 
     let s = TestServer::start_with(|c| c.auth.allow_registration = true).await;
-    let r = s
-        .http
-        .post(s.at("/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/v1/auth/register", None, &body).await;
     assert_eq!(r.status(), 201);
     let user: Value = r.json().await.unwrap();
     assert_eq!(user["role"], "user");
     assert!(user.get("password_hash").is_none());
-    let r = s
-        .http
-        .post(s.at("/api/v1/auth/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/v1/auth/register", None, &body).await;
     assert_error(r, 409, "conflict").await;
     let short = json!({"username": "x", "password": "short"});
-    let r = s
-        .http
-        .post(s.at("/api/v1/auth/register"))
-        .json(&short)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post("/api/v1/auth/register", None, &short).await;
     assert_error(r, 400, "invalid_request").await;
     assert_eq!(s.login("newbie", "newbie-password").await.status(), 200);
 }

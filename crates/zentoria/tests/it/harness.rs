@@ -237,6 +237,24 @@ impl TestServer {
             .key
     }
 
+    /// `GET path`, with `key` in `X-API-Key` when given.
+    pub async fn get(&self, path: &str, key: Option<&str>) -> reqwest::Response {
+        let mut req = self.http.get(self.at(path));
+        if let Some(k) = key {
+            req = req.header("X-API-Key", k);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// `POST path` with a JSON body, with `key` in `X-API-Key` when given.
+    pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
+        let mut req = self.http.post(self.at(path)).json(body);
+        if let Some(k) = key {
+            req = req.header("X-API-Key", k);
+        }
+        req.send().await.unwrap()
+    }
+
     pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {
         self.http
             .post(self.at("/api/v1/auth/login"))

@@ -119,12 +119,8 @@ async fn framework_errors_share_the_json_shape() {
             .contains("password")
     );
     let r = s
-        .http
-        .get(s.at("/api/v1/audit?limit=100000"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
+        .get("/api/v1/audit?limit=100000", Some(&s.admin_key))
+        .await;
     assert_error(r, 400, "invalid_request").await;
 }
 
@@ -153,13 +149,7 @@ async fn rate_limits_per_key_answer_429_with_retry_after() {
     .await;
     let mut statuses = Vec::new();
     for _ in 0..6 {
-        let r = s
-            .http
-            .get(s.at("/api/v1/auth/me"))
-            .header("X-API-Key", &s.admin_key)
-            .send()
-            .await
-            .unwrap();
+        let r = s.get("/api/v1/auth/me", Some(&s.admin_key)).await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             let retry: u64 = r.headers()["retry-after"]

@@ -4,24 +4,11 @@ use zentoria_core::Role;
 use crate::harness::{TestServer, assert_error};
 
 async fn create(s: &TestServer, key: &str, body: Value, path: &str) -> reqwest::Response {
-    s.http
-        .post(s.at(path))
-        .header("X-API-Key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
+    s.post(path, Some(key), &body).await
 }
 
 async fn me_status(s: &TestServer, key: &str) -> u16 {
-    s.http
-        .get(s.at("/api/v1/auth/me"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+    s.get("/api/v1/auth/me", Some(key)).await.status().as_u16()
 }
 
 #[tokio::test]
@@ -57,12 +44,8 @@ async fn keys_are_shown_once_hashed_and_work_in_both_headers() {
 
     // Listed without the secret; the database holds only a digest.
     let list: Value = s
-        .http
-        .get(s.at("/api/v1/keys"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
+        .get("/api/v1/keys", Some(&s.admin_key))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -188,12 +171,8 @@ async fn users_see_and_revoke_only_their_own_keys() {
     let alice_key = s.key_for(&alice, "keys:manage,chat").await;
     let bob_key = s.key_for(&bob, "keys:manage").await;
     let bobs: Value = s
-        .http
-        .get(s.at("/api/v1/keys"))
-        .header("X-API-Key", &bob_key)
-        .send()
+        .get("/api/v1/keys", Some(&bob_key))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -208,22 +187,12 @@ async fn users_see_and_revoke_only_their_own_keys() {
         .await
         .unwrap();
     assert_error(r, 404, "not_found").await;
-    let r = s
-        .http
-        .get(s.at("/api/v1/keys?all=true"))
-        .header("X-API-Key", &alice_key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get("/api/v1/keys?all=true", Some(&alice_key)).await;
     assert_error(r, 403, "forbidden").await;
     // The admin sees everyone's.
     let all: Value = s
-        .http
-        .get(s.at("/api/v1/keys?all=true"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
+        .get("/api/v1/keys?all=true", Some(&s.admin_key))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();

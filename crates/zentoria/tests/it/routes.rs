@@ -105,20 +105,8 @@ async fn metrics_can_require_credentials() {
     assert_error(r, 401, "unauthenticated").await;
     let alice = s.user("alice", Role::User).await;
     let key = s.key_for(&alice, "chat").await;
-    let r = s
-        .http
-        .get(s.at("/metrics"))
-        .header("X-API-Key", key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get("/metrics", Some(&key)).await;
     assert_error(r, 403, "forbidden").await;
-    let r = s
-        .http
-        .get(s.at("/metrics"))
-        .header("X-API-Key", &s.admin_key)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get("/metrics", Some(&s.admin_key)).await;
     assert_eq!(r.status(), 200);
 }
