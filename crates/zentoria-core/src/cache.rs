@@ -55,6 +55,10 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
             .remove(key);
     }
 
+    pub fn clear(&self) {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
     /// Drops every entry for which `pred` holds (e.g. all keys of one user).
     pub fn remove_where(&self, pred: impl Fn(&K, &V) -> bool) {
         self.inner

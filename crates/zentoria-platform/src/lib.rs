@@ -84,6 +84,33 @@ impl Platform {
         }
     }
 
+    /// Watches the database for revocations made by other processes (the CLI, another
+    /// server) and drops the caches when one appears, so a revoked key or session stops working
+    /// everywhere within `every`, not only after the cache TTL. Revocations made through this
+    /// process take effect at once regardless.
+    pub fn watch_revocations(&self, every: Duration) -> tokio::task::JoinHandle<()> {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut last = None;
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = weak.upgrade() else { return };
+                match zentoria_store::repo::keys::revocation_mark(&inner.db).await {
+                    Ok(mark) => {
+                        if last.is_some_and(|l| l != mark) {
+                            inner.key_cache.clear();
+                            inner.session_cache.clear();
+                        }
+                        last = Some(mark);
+                    }
+                    Err(e) => tracing::warn!(error = ?e, "cannot check for revocations"),
+                }
+            }
+        })
+    }
+
     pub fn db(&self) -> &Db {
         &self.inner.db
     }

@@ -107,6 +107,9 @@ pub async fn serve(
         services.http_settings()?,
     );
     let app = zentoria_http::app(state);
+    let watcher = services
+        .platform
+        .watch_revocations(std::time::Duration::from_secs(1));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
     axum::serve(
@@ -117,6 +120,7 @@ pub async fn serve(
     .await
     .context("the HTTP server failed")?;
     tracing::info!("shutting down");
+    watcher.abort();
     services.close().await;
     Ok(())
 }

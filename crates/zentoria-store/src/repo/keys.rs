@@ -122,3 +122,18 @@ pub async fn touch(db: &Db, id: &str, now: i64) -> Result<()> {
     .map(|_| ())
     .map_err(db_err)
 }
+
+/// A fingerprint of every revocation so far (keys and sessions): it changes whenever anything
+/// is revoked, so a process can tell that its caches may hold something stale.
+pub async fn revocation_mark(db: &Db) -> Result<(i64, i64, i64, i64)> {
+    on_db!(db, pool => sqlx::query_as::<_, (i64, i64, i64, i64)>(
+        "SELECT
+            (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL),
+            (SELECT COALESCE(MAX(revoked_at), 0) FROM api_keys),
+            (SELECT COUNT(*) FROM session_families WHERE revoked_at IS NOT NULL),
+            (SELECT COALESCE(MAX(revoked_at), 0) FROM session_families)",
+    )
+    .fetch_one(pool)
+    .await)
+    .map_err(db_err)
+}

@@ -233,3 +233,11 @@ async fn openapi_document_and_offline_docs() {
         assert_eq!(r.status(), 200, "{src}");
     }
 }
+
+#[tokio::test]
+async fn slow_requests_time_out_with_408() {
+    // A timeout shorter than any database round trip.
+    let s = TestServer::start_with(|c| c.http.request_timeout = "1ns".into()).await;
+    let r = s.get("/health/ready", None).await;
+    assert_error(r, 408, "timeout").await;
+}
