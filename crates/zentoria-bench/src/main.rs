@@ -61,7 +61,12 @@ async fn main() -> anyhow::Result<()> {
         hsts: false,
         trusted_proxies: Vec::new(),
     };
-    let state = zentoria_http::AppState::new(platform, services.db.clone(), settings);
+    let state = zentoria_http::AppState::new(
+        platform,
+        services.jobs.clone(),
+        services.db.clone(),
+        settings,
+    );
     let enforced = zentoria_http::app(state.clone());
     let open = zentoria_http::app_with_fixed_principal(state, principal);
 

@@ -21,6 +21,38 @@ pub struct Config {
     pub http: HttpConfig,
     pub log: LogConfig,
     pub database: DatabaseConfig,
+    pub jobs: JobsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsConfig {
+    /// Whether this process runs job workers (a server that only serves HTTP can turn it off).
+    pub workers: bool,
+    /// How often workers look for due jobs when nothing woke them.
+    pub poll_interval: String,
+    /// How long a claimed job stays claimed without a heartbeat; after a crash, its job is
+    /// taken over when this runs out.
+    pub lease: String,
+    /// The first retry delay; later ones double (with jitter) up to an hour.
+    pub retry_base: String,
+    /// How long finished jobs are kept.
+    pub retention: String,
+    /// How long shutdown waits for running jobs.
+    pub shutdown_grace: String,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            workers: true,
+            poll_interval: "1s".into(),
+            lease: "30s".into(),
+            retry_base: "1s".into(),
+            retention: "7d".into(),
+            shutdown_grace: "10s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -85,6 +117,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
+            jobs: JobsConfig::default(),
         }
     }
 }
@@ -151,6 +184,11 @@ impl Config {
             ("auth.refresh_token_ttl", &self.auth.refresh_token_ttl),
             ("auth.key_cache_ttl", &self.auth.key_cache_ttl),
             ("http.request_timeout", &self.http.request_timeout),
+            ("jobs.poll_interval", &self.jobs.poll_interval),
+            ("jobs.lease", &self.jobs.lease),
+            ("jobs.retry_base", &self.jobs.retry_base),
+            ("jobs.retention", &self.jobs.retention),
+            ("jobs.shutdown_grace", &self.jobs.shutdown_grace),
         ];
         for (name, value) in durations {
             crate::time::parse_duration(value)
@@ -188,6 +226,26 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         dur(&self.http.request_timeout)
+    }
+
+    pub fn jobs_poll_interval(&self) -> Duration {
+        dur(&self.jobs.poll_interval)
+    }
+
+    pub fn jobs_lease(&self) -> Duration {
+        dur(&self.jobs.lease)
+    }
+
+    pub fn jobs_retry_base(&self) -> Duration {
+        dur(&self.jobs.retry_base)
+    }
+
+    pub fn jobs_retention(&self) -> Duration {
+        dur(&self.jobs.retention)
+    }
+
+    pub fn jobs_shutdown_grace(&self) -> Duration {
+        dur(&self.jobs.shutdown_grace)
     }
 }
 

@@ -45,6 +45,7 @@ pub struct HttpSettings {
 #[derive(Clone)]
 pub struct AppState {
     pub platform: Platform,
+    pub jobs: zentoria_jobs::Jobs,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
     pub metrics: PrometheusHandle,
@@ -52,7 +53,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(platform: Platform, db: Db, settings: HttpSettings) -> Self {
+    pub fn new(
+        platform: Platform,
+        jobs: zentoria_jobs::Jobs,
+        db: Db,
+        settings: HttpSettings,
+    ) -> Self {
         let limiter = (settings.rate_limit_per_minute > 0).then(|| {
             Arc::new(RateLimiter::new(
                 settings.rate_limit_per_minute,
@@ -61,6 +67,7 @@ impl AppState {
         });
         AppState {
             platform,
+            jobs,
             db,
             settings: Arc::new(settings),
             metrics: metrics_handle(),

@@ -28,6 +28,7 @@ use crate::AppState;
         (name = "auth", description = "Logins, sessions and the current principal"),
         (name = "keys", description = "API keys and their scopes"),
         (name = "audit", description = "The tamper-evident audit log"),
+        (name = "jobs", description = "The durable job queue"),
     )
 )]
 pub(crate) struct ApiDoc;

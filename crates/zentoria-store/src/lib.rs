@@ -6,8 +6,10 @@
 
 mod db;
 pub mod repo;
+mod tx;
 
 pub use db::{Backend, Db, PoolStats};
+pub use tx::Tx;
 
 /// Runs `$body` with `$pool` bound to the concrete pool of whichever backend is in force. The
 /// body is compiled once per backend, so there is no dynamic dispatch on the query path.

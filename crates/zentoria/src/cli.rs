@@ -59,6 +59,32 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Inspect and manage background jobs.
+    #[command(subcommand)]
+    Jobs(JobsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum JobsCommand {
+    /// List jobs, newest first.
+    List {
+        /// Only this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// queued, running, succeeded, failed, dead or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// How many at most (1 to 500).
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a queued job, or ask a running one to stop.
+    Cancel { id: String },
+    /// Queue a failed, dead or cancelled job again.
+    Retry { id: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,6 +216,7 @@ async fn run(command: Command, config: zentoria_core::config::Config) -> anyhow:
         }
         Command::Users(cmd) => with_services(config, |s| users(s, cmd)).await,
         Command::Keys(cmd) => with_services(config, |s| keys(s, cmd)).await,
+        Command::Jobs(cmd) => with_services(config, |s| jobs(s, cmd)).await,
         Command::Audit(AuditCommand::Verify) => {
             with_services(config, |s| async move {
                 let report = s.platform.audit().verify().await?;
@@ -346,6 +373,73 @@ async fn keys(s: Services, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
         KeysCommand::Revoke { id } => {
             s.platform.revoke_key(None, &id, &ClientInfo::cli()).await?;
             eprintln!("revoked key {id}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn jobs(s: Services, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
+    let client = ClientInfo::cli();
+    match cmd {
+        JobsCommand::List {
+            kind,
+            status,
+            limit,
+            json,
+        } => {
+            let list = s
+                .jobs
+                .list(
+                    None,
+                    zentoria_jobs::ListJobs {
+                        kind,
+                        status,
+                        cursor: None,
+                        limit,
+                    },
+                )
+                .await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut out, &list)?;
+                writeln!(out)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<36}  {:<24}  {:<9}  {:>8}  {:>4}  LAST ERROR",
+                    "ID", "KIND", "STATUS", "ATTEMPTS", "%"
+                )?;
+                for j in list {
+                    writeln!(
+                        out,
+                        "{:<36}  {:<24}  {:<9}  {:>8}  {:>4}  {}",
+                        j.id,
+                        j.kind,
+                        j.status,
+                        format!("{}/{}", j.attempts, j.max_attempts),
+                        j.progress.map(|p| p.to_string()).unwrap_or_default(),
+                        j.last_error.unwrap_or_default()
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Cancel { id } => {
+            let j = s.jobs.cancel(None, &id, &client).await?;
+            eprintln!(
+                "job {id} is {}{}",
+                j.status,
+                if j.cancel_requested && j.status == "running" {
+                    " (cancellation requested)"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Retry { id } => {
+            let j = s.jobs.retry(None, &id, &client).await?;
+            eprintln!("job {id} is {} again", j.status);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -95,6 +95,26 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.http.trusted_proxies = list(&v);
         Ok(())
     }),
+    ("ZENTORIA_JOBS_WORKERS", false, |c, v| {
+        c.jobs.workers = boolean(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_JOBS_POLL_INTERVAL", false, |c, v| {
+        c.jobs.poll_interval = v;
+        Ok(())
+    }),
+    ("ZENTORIA_JOBS_LEASE", false, |c, v| {
+        c.jobs.lease = v;
+        Ok(())
+    }),
+    ("ZENTORIA_JOBS_RETRY_BASE", false, |c, v| {
+        c.jobs.retry_base = v;
+        Ok(())
+    }),
+    ("ZENTORIA_JOBS_RETENTION", false, |c, v| {
+        c.jobs.retention = v;
+        Ok(())
+    }),
     ("ZENTORIA_LOG_FORMAT", false, |c, v| {
         c.log.format = v;
         Ok(())

@@ -12,6 +12,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use zentoria_core::config::Config;
 use zentoria_core::crypto::MasterKey;
+use zentoria_jobs::{Jobs, Queue, Registry, WorkerSettings};
 use zentoria_platform::audit::AuditWriter;
 use zentoria_platform::{AuditLog, Platform, Settings};
 use zentoria_store::Db;
@@ -21,13 +22,26 @@ pub struct Services {
     pub config: Config,
     pub db: Db,
     pub platform: Platform,
+    pub jobs: Jobs,
+    /// The job handlers this process runs; taken when the workers start.
+    registry: Option<Registry>,
     audit_writer: AuditWriter,
+}
+
+/// The job kinds every Zentoria process runs. Modules add theirs here as they arrive.
+pub fn builtin_jobs() -> Registry {
+    Registry::new()
 }
 
 impl Services {
     /// Opens the data dir and database, applies migrations, loads (or creates) the master key
     /// and starts the audit writer.
     pub async fn open(config: Config) -> anyhow::Result<Services> {
+        Self::open_with(config, builtin_jobs()).await
+    }
+
+    /// Like [`Services::open`], with the given job kinds (tests add their own).
+    pub async fn open_with(config: Config, registry: Registry) -> anyhow::Result<Services> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let master_key = if config.master_key.is_empty() {
@@ -55,13 +69,37 @@ impl Services {
             login_failures_per_minute: config.auth.login_failures_per_minute,
             key_cache_ttl: config.key_cache_ttl(),
         };
-        let platform = Platform::new(db.clone(), &master_key, settings, audit);
+        let platform = Platform::new(db.clone(), &master_key, settings, audit.clone());
+        let jobs = Jobs::new(Queue::new(db.clone()), registry.metas(), audit);
         Ok(Services {
             config,
             db,
             platform,
+            jobs,
+            registry: Some(registry),
             audit_writer,
         })
+    }
+
+    /// Starts this process's job workers (once); `None` when `jobs.workers` is off.
+    pub fn start_workers(&mut self) -> Option<zentoria_jobs::WorkerHandle> {
+        if !self.config.jobs.workers {
+            return None;
+        }
+        let registry = self.registry.take()?;
+        let c = &self.config;
+        let settings = WorkerSettings {
+            poll_interval: c.jobs_poll_interval(),
+            lease: c.jobs_lease(),
+            retry_base: c.jobs_retry_base(),
+            retention: c.jobs_retention(),
+            shutdown_grace: c.jobs_shutdown_grace(),
+        };
+        Some(zentoria_jobs::start_workers(
+            self.jobs.queue(),
+            registry,
+            settings,
+        ))
     }
 
     /// Flushes the audit log and closes the database.
@@ -97,15 +135,17 @@ impl Services {
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains in-flight requests,
 /// flushes the audit log and closes the database.
 pub async fn serve(
-    services: Services,
+    mut services: Services,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let state = zentoria_http::AppState::new(
         services.platform.clone(),
+        services.jobs.clone(),
         services.db.clone(),
         services.http_settings()?,
     );
+    let workers = services.start_workers();
     let app = zentoria_http::app(state);
     let watcher = services
         .platform
@@ -120,6 +160,9 @@ pub async fn serve(
     .await
     .context("the HTTP server failed")?;
     tracing::info!("shutting down");
+    if let Some(w) = workers {
+        w.shutdown().await;
+    }
     watcher.abort();
     services.close().await;
     Ok(())

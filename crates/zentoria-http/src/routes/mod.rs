@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod health;
+mod jobs;
 mod keys;
 
 use utoipa::OpenApi;
@@ -27,4 +28,8 @@ pub(crate) fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(keys::revoke))
         .routes(routes!(keys::mcp_create_key))
         .routes(routes!(audit::list))
+        .routes(routes!(jobs::list))
+        .routes(routes!(jobs::get))
+        .routes(routes!(jobs::cancel))
+        .routes(routes!(jobs::retry))
 }

@@ -2,6 +2,7 @@
 //! SQL and nothing else; rules live in the domain crates.
 
 pub mod audit;
+pub mod jobs;
 pub mod keys;
 pub mod sessions;
 pub mod users;

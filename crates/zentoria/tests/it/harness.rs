@@ -117,6 +117,7 @@ pub struct TestServer {
     pub admin_key: String,
     pub db: zentoria_store::Db,
     pub platform: zentoria_platform::Platform,
+    pub jobs: zentoria_jobs::Jobs,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     // Dropped last: the database outlives the server.
@@ -129,6 +130,14 @@ impl TestServer {
     }
 
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        Self::start_with_jobs(tweak, zentoria::builtin_jobs()).await
+    }
+
+    /// A server running the given job kinds, with quick job timings for tests.
+    pub async fn start_with_jobs(
+        tweak: impl FnOnce(&mut Config),
+        registry: zentoria_jobs::Registry,
+    ) -> TestServer {
         let test_db = TestDb::new().await;
         let mut config = Config {
             data_dir: test_db.data_dir(),
@@ -138,8 +147,15 @@ impl TestServer {
         config.log.level = "warn".into();
         config.http.rate_limit_per_minute = 100_000;
         config.http.rate_limit_burst = 10_000;
+        config.jobs.poll_interval = "50ms".into();
+        config.jobs.lease = "1s".into();
+        config.jobs.retry_base = "10ms".into();
+        config.jobs.shutdown_grace = "2s".into();
         tweak(&mut config);
-        let services = Services::open(config).await.expect("services open");
+        let services = Services::open_with(config, registry)
+            .await
+            .expect("services open");
+        let jobs = services.jobs.clone();
         let platform = services.platform.clone();
         let db = services.db.clone();
         let admin = platform
@@ -182,6 +198,7 @@ impl TestServer {
             admin_key,
             db,
             platform,
+            jobs,
             shutdown: Some(tx),
             task: Some(task),
             test_db,

@@ -236,8 +236,20 @@ async fn openapi_document_and_offline_docs() {
 
 #[tokio::test]
 async fn slow_requests_time_out_with_408() {
-    // A timeout shorter than any database round trip.
-    let s = TestServer::start_with(|c| c.http.request_timeout = "1ns".into()).await;
-    let r = s.get("/health/ready", None).await;
-    assert_error(r, 408, "timeout").await;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = TestServer::start_with(|c| c.http.request_timeout = "300ms".into()).await;
+    // A client that announces a body and never finishes sending it.
+    let addr = s.url.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"POST /api/v1/auth/login HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\nconnection: close\r\n\r\n{\"username\":",
+    )
+    .await
+    .unwrap();
+    let mut response = String::new();
+    conn.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"code\":\"timeout\""), "{response}");
+    assert!(response.contains("x-request-id"), "{response}");
 }

@@ -6,5 +6,6 @@ mod auth;
 mod cli;
 mod harness;
 mod http;
+mod jobs;
 mod keys;
 mod routes;

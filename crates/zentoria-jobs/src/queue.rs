@@ -1,0 +1,91 @@
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+use zentoria_core::{Error, Result, id::new_id, time::now_ms};
+use zentoria_store::repo::jobs::{self, NewJob};
+use zentoria_store::{Db, Tx};
+
+use crate::JobKind;
+
+/// Where jobs are enqueued. Cheap to clone.
+#[derive(Clone)]
+pub struct Queue {
+    pub(crate) db: Db,
+    pub(crate) wake: Arc<Notify>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct EnqueueOptions {
+    /// The user the job works for (who may see and cancel it).
+    pub owner_id: Option<String>,
+    /// Not before this time (epoch ms); default now.
+    pub run_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enqueued {
+    pub id: String,
+    /// `false` when a live duplicate absorbed this job.
+    pub created: bool,
+}
+
+impl Queue {
+    pub fn new(db: Db) -> Self {
+        Queue {
+            db,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Enqueues `job` in its own transaction.
+    pub async fn enqueue<J: JobKind>(&self, job: &J, opts: EnqueueOptions) -> Result<Enqueued> {
+        let mut tx = self.db.begin().await?;
+        let out = self.enqueue_in(&mut tx, job, opts).await?;
+        self.commit(tx).await?;
+        Ok(out)
+    }
+
+    /// Enqueues `job` inside `tx`, so it exists exactly when the write it belongs to does.
+    /// Finish with [`Queue::commit`] so local workers wake at once.
+    pub async fn enqueue_in<J: JobKind>(
+        &self,
+        tx: &mut Tx,
+        job: &J,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
+        let payload = serde_json::to_string(job).map_err(Error::internal)?;
+        let now = now_ms();
+        let id = new_id();
+        let dedupe = job.dedupe_key();
+        let (id, created) = jobs::insert(
+            tx,
+            &NewJob {
+                id: &id,
+                kind: J::KIND,
+                payload: &payload,
+                priority: J::PRIORITY,
+                max_attempts: J::MAX_ATTEMPTS.max(1) as i32,
+                run_at: opts.run_at.unwrap_or(now),
+                dedupe_key: dedupe.as_deref(),
+                owner_id: opts.owner_id.as_deref(),
+                now,
+            },
+        )
+        .await?;
+        if created {
+            metrics::counter!("zentoria_jobs_enqueued_total", "kind" => J::KIND).increment(1);
+        }
+        Ok(Enqueued { id, created })
+    }
+
+    /// Commits `tx` and wakes this process's workers.
+    pub async fn commit(&self, tx: Tx) -> Result<()> {
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+}
