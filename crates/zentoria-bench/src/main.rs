@@ -64,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     let state = zentoria_http::AppState::new(
         platform,
         services.jobs.clone(),
+        services.events.clone(),
         services.db.clone(),
         settings,
     );

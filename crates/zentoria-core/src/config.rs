@@ -22,6 +22,25 @@ pub struct Config {
     pub log: LogConfig,
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
+    pub events: EventsConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Recent events kept for clients resuming with `Last-Event-ID`.
+    pub history: usize,
+    /// How far a subscriber may fall behind before it is disconnected.
+    pub buffer: usize,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            history: 4096,
+            buffer: 8192,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -118,6 +137,7 @@ impl Default for Config {
             log: LogConfig::default(),
             database: DatabaseConfig::default(),
             jobs: JobsConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }

@@ -46,6 +46,7 @@ pub struct HttpSettings {
 pub struct AppState {
     pub platform: Platform,
     pub jobs: zentoria_jobs::Jobs,
+    pub events: zentoria_events::EventBus,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
     pub metrics: PrometheusHandle,
@@ -56,6 +57,7 @@ impl AppState {
     pub fn new(
         platform: Platform,
         jobs: zentoria_jobs::Jobs,
+        events: zentoria_events::EventBus,
         db: Db,
         settings: HttpSettings,
     ) -> Self {
@@ -68,6 +70,7 @@ impl AppState {
         AppState {
             platform,
             jobs,
+            events,
             db,
             settings: Arc::new(settings),
             metrics: metrics_handle(),
@@ -126,11 +129,24 @@ pub fn app_with_fixed_principal(
 }
 
 fn build(state: AppState, auth: Auth) -> Router {
-    let (api, doc) = routes::router().split_for_parts();
+    let (api, streams, doc) = routes::routers();
     let doc = Arc::new(doc);
     let settings = state.settings.clone();
 
-    let router = api.merge(openapi::docs_router(doc));
+    // Request/response routes get body limits and a deadline; event streams live on.
+    let api = api
+        .merge(openapi::docs_router(doc))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            settings.body_limit_bytes,
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            settings.body_limit_bytes,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            settings.request_timeout,
+        ));
+    let router = api.merge(streams);
     let router = match auth {
         Auth::Enforced => router.layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -145,16 +161,6 @@ fn build(state: AppState, auth: Auth) -> Router {
         )),
     };
     let router = router
-        .layer(axum::extract::DefaultBodyLimit::max(
-            settings.body_limit_bytes,
-        ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            settings.body_limit_bytes,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ))
         .layer(axum::middleware::from_fn(middleware::metrics))
         .with_state(state.clone());
 

@@ -190,6 +190,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
         return rate_limited(wait, "ip");
     }
     let credential = match credential_of(req.headers()) {
+        Ok(None) if is_stream(req.uri().path()) => token_param(req.uri().query()),
         Ok(c) => c,
         Err(e) => return ApiError(e).into_response(),
     };
@@ -230,6 +231,22 @@ fn rate_limited(wait: std::time::Duration, which: &'static str) -> Response {
         retry_after_secs: retry_after_secs(wait),
     })
     .into_response()
+}
+
+/// Event streams, which browsers open without custom headers (EventSource, WebSocket).
+fn is_stream(path: &str) -> bool {
+    path == "/ws" || path == "/api/v1/events"
+}
+
+/// `?token=` for event streams. Only there: elsewhere a credential in a URL would end up in
+/// browser history and proxy logs for no reason.
+fn token_param(query: Option<&str>) -> Option<String> {
+    query?
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "token")
+        .map(|(_, v)| v.to_owned())
+        .filter(|v| !v.is_empty())
 }
 
 /// The credential in `X-API-Key` or `Authorization: Bearer`, if any.

@@ -29,6 +29,7 @@ use crate::AppState;
         (name = "keys", description = "API keys and their scopes"),
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "jobs", description = "The durable job queue"),
+        (name = "events", description = "Live domain events over SSE and WebSocket"),
     )
 )]
 pub(crate) struct ApiDoc;
@@ -59,7 +60,7 @@ impl Modify for SecuritySchemes {
 
 /// The document as served at `/api/openapi.json`.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    crate::routes::router().split_for_parts().1
+    crate::routes::routers().2
 }
 
 pub(crate) fn docs_router(doc: Arc<utoipa::openapi::OpenApi>) -> Router<AppState> {

@@ -60,6 +60,10 @@ pub struct JobContext {
     pub(crate) token: String,
     pub(crate) db: Db,
     pub(crate) cancel: watch::Receiver<bool>,
+    pub(crate) events: zentoria_events::EventBus,
+    pub(crate) kind: &'static str,
+    pub(crate) scope: Scope,
+    pub(crate) owner_id: Option<String>,
 }
 
 impl JobContext {
@@ -74,17 +78,30 @@ impl JobContext {
         let _ = rx.wait_for(|c| *c).await;
     }
 
-    /// Records progress (0–100) and a message.
+    /// Records progress (0–100) and a message, and announces it as a `job.progress` event.
     pub async fn progress(&self, percent: u8, message: Option<&str>) -> zentoria_core::Result<()> {
+        let percent = percent.min(100);
         jobs::progress(
             &self.db,
             &self.id,
             &self.token,
-            percent.min(100) as i32,
+            percent as i32,
             message,
             zentoria_core::time::now_ms(),
         )
         .await?;
+        self.events
+            .publish(
+                zentoria_events::NewEvent::new(
+                    "job.progress",
+                    Some(self.scope),
+                    serde_json::json!({
+                        "id": self.id, "kind": self.kind, "progress": percent, "message": message,
+                    }),
+                )
+                .owner(self.owner_id.clone()),
+            )
+            .await;
         Ok(())
     }
 

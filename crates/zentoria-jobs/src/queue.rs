@@ -12,6 +12,7 @@ use crate::JobKind;
 pub struct Queue {
     pub(crate) db: Db,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) events: zentoria_events::EventBus,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -30,10 +31,11 @@ pub struct Enqueued {
 }
 
 impl Queue {
-    pub fn new(db: Db) -> Self {
+    pub fn new(db: Db, events: zentoria_events::EventBus) -> Self {
         Queue {
             db,
             wake: Arc::new(Notify::new()),
+            events,
         }
     }
 

@@ -181,10 +181,11 @@ async fn dispatch(
                 let handler = kind.handler.clone();
                 let meta = kind.meta.clone();
                 let db = queue.db.clone();
+                let events = queue.events.clone();
                 let settings = settings.clone();
                 let freed = freed.clone();
                 running.spawn(async move {
-                    run_one(db, row, handler, meta, settings).await;
+                    run_one(db, events, row, handler, meta, settings).await;
                     drop(permit);
                     freed.notify_one();
                 });
@@ -223,6 +224,7 @@ async fn dispatch(
 
 async fn run_one(
     db: Db,
+    events: zentoria_events::EventBus,
     row: JobRow,
     handler: Handler,
     meta: crate::KindMeta,
@@ -237,7 +239,12 @@ async fn run_one(
         token: token.clone(),
         db: db.clone(),
         cancel: cancel_rx,
+        events: events.clone(),
+        kind: meta.kind,
+        scope: meta.scope,
+        owner_id: row.owner_id.clone(),
     };
+    publish(&events, &meta, &row, "job.started", None).await;
     let lease_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let heartbeat = tokio::spawn(heartbeat(
         db.clone(),
@@ -307,7 +314,17 @@ async fn run_one(
     let mut delay = Duration::from_millis(50);
     for _ in 0..8 {
         match jobs::finish(&db, &row.id, &token, clone_finish(&finish), now_ms()).await {
-            Ok(true) => return,
+            Ok(true) => {
+                let name = match label {
+                    "retried" => "job.retrying",
+                    "succeeded" => "job.succeeded",
+                    "failed" => "job.failed",
+                    "dead" => "job.dead",
+                    _ => "job.cancelled",
+                };
+                publish(&events, &meta, &row, name, error).await;
+                return;
+            }
             Ok(false) => {
                 tracing::warn!(job = %row.id, "the job's lease was taken over before it finished");
                 return;
@@ -320,6 +337,27 @@ async fn run_one(
         }
     }
     tracing::error!(job = %row.id, "gave up recording a job's end; it will be retried after its lease expires");
+}
+
+async fn publish(
+    events: &zentoria_events::EventBus,
+    meta: &crate::KindMeta,
+    row: &JobRow,
+    name: &str,
+    error: Option<&str>,
+) {
+    events
+        .publish(
+            zentoria_events::NewEvent::new(
+                name,
+                Some(meta.scope),
+                serde_json::json!({
+                    "id": row.id, "kind": row.kind, "attempt": row.attempts, "error": error,
+                }),
+            )
+            .owner(row.owner_id.clone()),
+        )
+        .await;
 }
 
 fn clone_finish<'a>(f: &Finish<'a>) -> Finish<'a> {

@@ -162,6 +162,16 @@ impl Platform {
                     })),
             )
             .await;
+        self.events()
+            .publish(
+                zentoria_events::NewEvent::new(
+                    "key.created",
+                    Some(zentoria_core::Scope::KeysManage),
+                    serde_json::json!({"id": id, "name": name, "scopes": scopes}),
+                )
+                .owner(Some(owner.id.clone())),
+            )
+            .await;
         Ok(CreatedKey {
             key,
             info: ApiKeyInfo {
@@ -228,6 +238,16 @@ impl Platform {
             self.inner.key_cache.remove(&digest);
         }
         if newly {
+            self.events()
+                .publish(
+                    zentoria_events::NewEvent::new(
+                        "key.revoked",
+                        Some(zentoria_core::Scope::KeysManage),
+                        serde_json::json!({"id": key_id, "name": row.name}),
+                    )
+                    .owner(Some(row.user_id.clone())),
+                )
+                .await;
             self.audit()
                 .record(
                     AuditEvent::new("key.revoked", Outcome::Success, client)

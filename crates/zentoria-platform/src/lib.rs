@@ -66,10 +66,17 @@ struct Inner {
     /// Liveness of login sessions by family id, for access-token checks.
     session_cache: TtlCache<String, sessions::SessionState>,
     login_failures: RateLimiter,
+    events: zentoria_events::EventBus,
 }
 
 impl Platform {
-    pub fn new(db: Db, master_key: &MasterKey, settings: Settings, audit: AuditLog) -> Self {
+    pub fn new(
+        db: Db,
+        master_key: &MasterKey,
+        settings: Settings,
+        audit: AuditLog,
+        events: zentoria_events::EventBus,
+    ) -> Self {
         let per_minute = settings.login_failures_per_minute.max(1);
         Platform {
             inner: Arc::new(Inner {
@@ -80,6 +87,7 @@ impl Platform {
                 db,
                 settings,
                 audit,
+                events,
             }),
         }
     }
@@ -113,6 +121,10 @@ impl Platform {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub fn events(&self) -> &zentoria_events::EventBus {
+        &self.inner.events
     }
 
     pub fn audit(&self) -> &AuditLog {

@@ -23,6 +23,7 @@ pub struct Services {
     pub db: Db,
     pub platform: Platform,
     pub jobs: Jobs,
+    pub events: zentoria_events::EventBus,
     /// The job handlers this process runs; taken when the workers start.
     registry: Option<Registry>,
     audit_writer: AuditWriter,
@@ -69,13 +70,29 @@ impl Services {
             login_failures_per_minute: config.auth.login_failures_per_minute,
             key_cache_ttl: config.key_cache_ttl(),
         };
-        let platform = Platform::new(db.clone(), &master_key, settings, audit.clone());
-        let jobs = Jobs::new(Queue::new(db.clone()), registry.metas(), audit);
+        let events = zentoria_events::EventBus::with_db(
+            config.events.history,
+            config.events.buffer,
+            db.clone(),
+        );
+        let platform = Platform::new(
+            db.clone(),
+            &master_key,
+            settings,
+            audit.clone(),
+            events.clone(),
+        );
+        let jobs = Jobs::new(
+            Queue::new(db.clone(), events.clone()),
+            registry.metas(),
+            audit,
+        );
         Ok(Services {
             config,
             db,
             platform,
             jobs,
+            events,
             registry: Some(registry),
             audit_writer,
         })
@@ -142,6 +159,7 @@ pub async fn serve(
     let state = zentoria_http::AppState::new(
         services.platform.clone(),
         services.jobs.clone(),
+        services.events.clone(),
         services.db.clone(),
         services.http_settings()?,
     );

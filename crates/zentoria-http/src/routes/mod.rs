@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod events;
 mod health;
 mod jobs;
 mod keys;
@@ -14,7 +15,22 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::openapi::ApiDoc;
 
-pub(crate) fn router() -> OpenApiRouter<AppState> {
+/// The request/response routes, the streaming routes, and the OpenAPI document of both.
+pub(crate) fn routers() -> (
+    axum::Router<AppState>,
+    axum::Router<AppState>,
+    utoipa::openapi::OpenApi,
+) {
+    let (api, mut doc) = router().split_for_parts();
+    let (streams, streams_doc) = OpenApiRouter::new()
+        .routes(routes!(events::sse))
+        .routes(routes!(events::ws))
+        .split_for_parts();
+    doc.merge(streams_doc);
+    (api, streams, doc)
+}
+
+fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::ready))
