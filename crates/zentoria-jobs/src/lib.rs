@@ -11,10 +11,12 @@
 
 mod kind;
 mod queue;
+mod schedule;
 mod service;
 mod worker;
 
 pub use kind::{JobContext, JobError, JobKind, KindMeta, Registry};
 pub use queue::{EnqueueOptions, Enqueued, Queue};
+pub use schedule::{Missed, ScheduleSpec, ScheduleView, next_occurrence};
 pub use service::{JobView, Jobs, ListJobs};
 pub use worker::{WorkerHandle, WorkerSettings, start_workers};

@@ -23,6 +23,14 @@ pub struct EnqueueOptions {
     pub run_at: Option<i64>,
 }
 
+pub(crate) struct RawJob<'a> {
+    pub kind: &'a str,
+    pub payload: &'a str,
+    pub priority: i32,
+    pub max_attempts: u32,
+    pub dedupe_key: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueued {
     pub id: String,
@@ -56,26 +64,43 @@ impl Queue {
         opts: EnqueueOptions,
     ) -> Result<Enqueued> {
         let payload = serde_json::to_string(job).map_err(Error::internal)?;
+        let raw = RawJob {
+            kind: J::KIND,
+            payload: &payload,
+            priority: J::PRIORITY,
+            max_attempts: J::MAX_ATTEMPTS,
+            dedupe_key: job.dedupe_key(),
+        };
+        self.enqueue_raw_in(tx, raw, opts).await
+    }
+
+    /// Enqueues a job given as its kind and JSON payload (for schedules, which store both).
+    pub(crate) async fn enqueue_raw_in(
+        &self,
+        tx: &mut Tx,
+        job: RawJob<'_>,
+        opts: EnqueueOptions,
+    ) -> Result<Enqueued> {
         let now = now_ms();
         let id = new_id();
-        let dedupe = job.dedupe_key();
         let (id, created) = jobs::insert(
             tx,
             &NewJob {
                 id: &id,
-                kind: J::KIND,
-                payload: &payload,
-                priority: J::PRIORITY,
-                max_attempts: J::MAX_ATTEMPTS.max(1) as i32,
+                kind: job.kind,
+                payload: job.payload,
+                priority: job.priority,
+                max_attempts: job.max_attempts.max(1) as i32,
                 run_at: opts.run_at.unwrap_or(now),
-                dedupe_key: dedupe.as_deref(),
+                dedupe_key: job.dedupe_key.as_deref(),
                 owner_id: opts.owner_id.as_deref(),
                 now,
             },
         )
         .await?;
         if created {
-            metrics::counter!("zentoria_jobs_enqueued_total", "kind" => J::KIND).increment(1);
+            metrics::counter!("zentoria_jobs_enqueued_total", "kind" => job.kind.to_owned())
+                .increment(1);
         }
         Ok(Enqueued { id, created })
     }

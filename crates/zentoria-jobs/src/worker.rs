@@ -125,6 +125,8 @@ async fn dispatch(
     mut stop: watch::Receiver<bool>,
 ) {
     let freed = Arc::new(Notify::new());
+    let metas: HashMap<&'static str, crate::KindMeta> =
+        kinds.iter().map(|(k, v)| (*k, v.meta.clone())).collect();
     let mut running = JoinSet::new();
     let mut last_maintenance = Instant::now() - settings.poll_interval;
     let mut last_prune = Instant::now();
@@ -134,6 +136,11 @@ async fn dispatch(
         }
         if last_maintenance.elapsed() >= settings.poll_interval {
             last_maintenance = Instant::now();
+            match crate::schedule::tick(&queue, &metas).await {
+                Ok(n) if n > 0 => tracing::debug!(jobs = n, "enqueued scheduled jobs"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "cannot run due schedules"),
+            }
             match jobs::recover_expired(&queue.db, now_ms()).await {
                 Ok(n) if n > 0 => {
                     tracing::warn!(jobs = n, "recovered jobs whose worker stopped responding")

@@ -85,6 +85,8 @@ enum JobsCommand {
     Cancel { id: String },
     /// Queue a failed, dead or cancelled job again.
     Retry { id: String },
+    /// List cron schedules and when each runs next.
+    Schedules,
 }
 
 #[derive(Subcommand, Debug)]
@@ -435,6 +437,31 @@ async fn jobs(s: Services, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
                     ""
                 }
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        JobsCommand::Schedules => {
+            let mut out = std::io::stdout().lock();
+            writeln!(
+                out,
+                "{:<28}  {:<18}  {:<16}  {:<24}  {:<8}  NEXT RUN",
+                "NAME", "CRON", "TIME ZONE", "JOB", "MISSED"
+            )?;
+            for sch in s.jobs.schedules().await? {
+                writeln!(
+                    out,
+                    "{:<28}  {:<18}  {:<16}  {:<24}  {:<8}  {}",
+                    sch.name,
+                    sch.cron,
+                    sch.timezone,
+                    sch.job_kind,
+                    sch.missed,
+                    if sch.enabled {
+                        zentoria_core::time::rfc3339(sch.next_run_at)
+                    } else {
+                        "disabled".into()
+                    }
+                )?;
+            }
             Ok(ExitCode::SUCCESS)
         }
         JobsCommand::Retry { id } => {

@@ -4,5 +4,6 @@
 pub mod audit;
 pub mod jobs;
 pub mod keys;
+pub mod schedules;
 pub mod sessions;
 pub mod users;

@@ -92,7 +92,7 @@ fn help_lists_every_subcommand() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    for sub in ["serve", "migrate", "users", "keys", "audit"] {
+    for sub in ["serve", "migrate", "users", "keys", "audit", "jobs"] {
         assert!(text.contains(sub), "{sub} missing from --help:\n{text}");
     }
 }
@@ -219,6 +219,20 @@ async fn users_keys_and_audit_from_the_command_line_against_a_running_server() {
     let (code, out, err) = run(&db, &["audit", "verify"], None);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("intact"), "{out}");
+
+    // Jobs and schedules are listed from the same database (none exist yet).
+    let (code, out, err) = run(&db, &["jobs", "list", "--json"], None);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out).unwrap(),
+        serde_json::json!([])
+    );
+    let (code, out, _) = run(&db, &["jobs", "schedules"], None);
+    assert_eq!(code, 0);
+    assert!(out.starts_with("NAME"));
+    let (code, _, err) = run(&db, &["jobs", "list", "--status", "sleeping"], None);
+    assert_ne!(code, 0);
+    assert!(err.contains("status must be one of"), "{err}");
 
     // Tampering is found, with a distinct exit code.
     let mut conn_db = zentoria_store::Db::connect(&db.url, 1).await.unwrap();

@@ -526,3 +526,151 @@ async fn finished_jobs_are_pruned_after_retention() {
         "queued jobs are never pruned"
     );
 }
+
+#[derive(Serialize, Deserialize)]
+struct Tick;
+impl JobKind for Tick {
+    const KIND: &'static str = "test.tick";
+    const SCOPE: Scope = Scope::Admin;
+}
+
+fn tick_registry(c: Arc<Counters>) -> Registry {
+    let mut r = Registry::new();
+    r.register::<Tick, _, _>(4, move |_, _| {
+        let c = c.clone();
+        async move {
+            c.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    r
+}
+
+async fn count_jobs(s: &TestServer, kind: &str) -> i64 {
+    zentoria_store::on_db!(&s.db, pool =>
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE kind = $1").bind(kind).fetch_one(pool).await)
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_occurrence_is_enqueued_once_by_two_processes_sharing_the_database() {
+    let c = Arc::new(Counters::default());
+    let s = TestServer::start_with_jobs(|_| {}, tick_registry(c.clone())).await;
+    // A second Zentoria on the same database, with its own scheduler and workers.
+    let mut config = zentoria_core::config::Config {
+        data_dir: s.test_db.data_dir(),
+        database_url: s.test_db.url.clone(),
+        ..Default::default()
+    };
+    config.jobs.poll_interval = "50ms".into();
+    let mut other = zentoria::Services::open_with(config, tick_registry(c.clone()))
+        .await
+        .unwrap();
+    let other_workers = other.start_workers().unwrap();
+
+    let spec = zentoria_jobs::ScheduleSpec {
+        name: "test.every-second".into(),
+        cron: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        missed: zentoria_jobs::Missed::Skip,
+        owner_id: None,
+    };
+    let first = s.jobs.schedule(spec, &Tick).await.unwrap().next_run_at;
+    for _ in 0..400 {
+        if count_jobs(&s, "test.tick").await >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    other_workers.shutdown().await;
+    other.close().await;
+    assert!(s.jobs.unschedule("test.every-second").await.unwrap());
+    // A scheduled job's run_at is the occurrence it stands for: no occurrence twice, none
+    // skipped between the first and the last.
+    let (jobs, distinct, earliest, latest): (i64, i64, i64, i64) = zentoria_store::on_db!(&s.db, pool =>
+        sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT run_at), MIN(run_at), MAX(run_at) FROM jobs WHERE kind = 'test.tick'",
+        )
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert!(jobs >= 3);
+    assert_eq!(jobs, distinct, "an occurrence was enqueued twice");
+    assert_eq!(earliest, first);
+    assert_eq!(
+        (latest - earliest) / 1000 + 1,
+        jobs,
+        "an occurrence was skipped"
+    );
+    // Each ran once, on one server or the other.
+    for _ in 0..400 {
+        if c.runs.load(Ordering::SeqCst) as i64 >= jobs {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(c.runs.load(Ordering::SeqCst) as i64, jobs);
+}
+
+#[tokio::test]
+async fn missed_occurrences_follow_the_schedules_policy() {
+    let c = Arc::new(Counters::default());
+    let s = TestServer::start_with_jobs(|c| c.jobs.workers = false, tick_registry(c.clone())).await;
+    for (name, missed) in [
+        ("skipper", zentoria_jobs::Missed::Skip),
+        ("catcher", zentoria_jobs::Missed::RunOnce),
+    ] {
+        let spec = zentoria_jobs::ScheduleSpec {
+            name: name.into(),
+            cron: "0 0 1 1 *".into(),
+            timezone: "UTC".into(),
+            missed,
+            owner_id: None,
+        };
+        s.jobs.schedule(spec, &Tick).await.unwrap();
+    }
+    // The server was down over several occurrences: the due time is long past.
+    let long_ago = zentoria_core::time::now_ms() - 3 * 365 * 86_400_000;
+    zentoria_store::on_db!(&s.db, pool =>
+        sqlx::query("UPDATE schedules SET next_run_at = $1").bind(long_ago).execute(pool).await.map(|_| ()))
+    .unwrap();
+    // Start a scheduler (workers included) on the same database.
+    let mut config = zentoria_core::config::Config {
+        data_dir: s.test_db.data_dir(),
+        database_url: s.test_db.url.clone(),
+        ..Default::default()
+    };
+    config.jobs.poll_interval = "50ms".into();
+    let mut other = zentoria::Services::open_with(config, tick_registry(c.clone()))
+        .await
+        .unwrap();
+    let workers = other.start_workers().unwrap();
+    for _ in 0..400 {
+        let views = s.jobs.schedules().await.unwrap();
+        if views
+            .iter()
+            .all(|v| v.next_run_at > zentoria_core::time::now_ms())
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    workers.shutdown().await;
+    other.close().await;
+    let views = s.jobs.schedules().await.unwrap();
+    assert!(
+        views
+            .iter()
+            .all(|v| v.next_run_at > zentoria_core::time::now_ms()),
+        "{views:?}"
+    );
+    let catcher = views.iter().find(|v| v.name == "catcher").unwrap();
+    let skipper = views.iter().find(|v| v.name == "skipper").unwrap();
+    assert!(catcher.last_run_at.is_some());
+    assert!(skipper.last_run_at.is_none());
+    assert_eq!(
+        count_jobs(&s, "test.tick").await,
+        1,
+        "one run for all missed occurrences"
+    );
+}
