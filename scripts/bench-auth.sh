@@ -14,7 +14,7 @@ command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; ex
 
 cargo build --release -q -p zentoria-bench
 OUT="$(mktemp)"
-"$CARGO_TARGET_DIR/release/zentoria-bench" "${1:-}" >"$OUT" &
+"$CARGO_TARGET_DIR/release/zentoria-bench" auth "${1:-}" >"$OUT" &
 PID=$!
 trap 'kill $PID 2>/dev/null; wait $PID 2>/dev/null; rm -f "$OUT" "$OUT.wrk"' EXIT
 for _ in $(seq 100); do [ -s "$OUT" ] && break; sleep 0.1; done

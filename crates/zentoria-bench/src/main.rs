@@ -1,9 +1,14 @@
-//! Serves the same application twice for `scripts/bench-auth.sh`: once with authentication
-//! and rate limiting as `zentoria serve` runs them, once with a fixed principal instead, so
-//! that wrk can put a ratio on what the auth stack costs. Prints one JSON line with both
-//! addresses and an API key, then serves until SIGINT/SIGTERM.
+//! Benchmark and test hosts for Zentoria.
 //!
-//! Usage: zentoria-bench [DATABASE_URL]   (default: SQLite in a temp dir)
+//! - `zentoria-bench auth [DATABASE_URL]` serves the same application twice for
+//!   `scripts/bench-auth.sh`: once with authentication and rate limiting as `zentoria serve`
+//!   runs them, once with a fixed principal instead, so that wrk can put a ratio on what the
+//!   auth stack costs. Prints one JSON line with both addresses and an API key.
+//! - `zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]` runs job workers with the
+//!   benchmark job kinds (`bench.noop`, `bench.sleep`) until SIGINT/SIGTERM: the process the
+//!   crash-recovery test kills and the jobs benchmark drives.
+
+mod jobs;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -15,10 +20,27 @@ use zentoria_platform::{ClientInfo, NewKeyRequest};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("auth") => auth(args.get(1).cloned().unwrap_or_default()).await,
+        Some("worker") if args.len() >= 3 => {
+            let concurrency = args.get(3).map(|c| c.parse()).transpose()?.unwrap_or(64);
+            jobs::worker(&args[1], &args[2], concurrency).await
+        }
+        _ => {
+            eprintln!(
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]"
+            );
+            std::process::exit(2)
+        }
+    }
+}
+
+async fn auth(database_url: String) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
-        database_url: std::env::args().nth(1).unwrap_or_default(),
+        database_url,
         ..Config::default()
     };
     config.log.level = "warn".into();
