@@ -77,3 +77,104 @@ pub async fn worker(data_dir: &str, database_url: &str, concurrency: usize) -> a
     services.close().await;
     Ok(())
 }
+
+/// Throughput and latency of the queue with no-op jobs, in one process:
+/// 1. `n` jobs enqueued up front (1000 per transaction), then drained by the workers: jobs/s;
+/// 2. jobs enqueued one by one at `rate` per second for `secs` seconds while workers run:
+///    enqueue→start latency (p50, p99) from the jobs' own `created_at` and `started_at`.
+pub async fn throughput(
+    database_url: &str,
+    n: u64,
+    concurrency: usize,
+    rate: u64,
+    secs: u64,
+) -> anyhow::Result<()> {
+    use std::time::Instant;
+    use zentoria_jobs::EnqueueOptions;
+
+    let dir = tempfile::tempdir()?;
+    let mut config = Config {
+        data_dir: dir.path().to_path_buf(),
+        database_url: database_url.to_owned(),
+        ..Config::default()
+    };
+    config.jobs.poll_interval = "100ms".into();
+    config.database.max_connections = 16;
+    config.log.level = "warn".into();
+    let mut services = zentoria::Services::open_with(config, registry(concurrency)).await?;
+    let queue = services.jobs.queue().clone();
+    let db = services.db.clone();
+
+    let t = Instant::now();
+    let mut i = 0;
+    while i < n {
+        let mut tx = db.begin().await?;
+        for _ in 0..1000.min(n - i) {
+            queue
+                .enqueue_in(&mut tx, &Noop { n: i }, EnqueueOptions::default())
+                .await?;
+            i += 1;
+        }
+        tx.commit().await?;
+    }
+    let enqueue_s = t.elapsed().as_secs_f64();
+
+    let t = Instant::now();
+    let workers = services.start_workers().expect("workers");
+    wait_for(&db, "succeeded", n as i64).await?;
+    let drain_s = t.elapsed().as_secs_f64();
+    zentoria_store::on_db!(&db, pool => sqlx::query("DELETE FROM jobs").execute(pool).await.map(|_| ()))?;
+
+    // Steady load: one job per enqueue call, paced.
+    let total = rate * secs;
+    let t = Instant::now();
+    for k in 0..total {
+        let due = Duration::from_secs_f64(k as f64 / rate as f64);
+        if let Some(wait) = due.checked_sub(t.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+        queue
+            .enqueue(&Noop { n: k }, EnqueueOptions::default())
+            .await?;
+    }
+    let offered = total as f64 / t.elapsed().as_secs_f64();
+    wait_for(&db, "succeeded", total as i64).await?;
+    let mut lat: Vec<i64> = zentoria_store::on_db!(&db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT started_at - created_at FROM jobs WHERE status = 'succeeded'"
+    ).fetch_all(pool).await)?;
+    lat.sort_unstable();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)];
+    println!(
+        "{}",
+        serde_json::json!({
+            "backend": if database_url.starts_with("postgres") { "postgres" } else { "sqlite" },
+            "jobs": n,
+            "concurrency": concurrency,
+            "enqueue_per_s": (n as f64 / enqueue_s).round(),
+            "drain_jobs_per_s": (n as f64 / drain_s).round(),
+            "steady_offered_per_s": offered.round(),
+            "latency_p50_ms": pct(0.50),
+            "latency_p99_ms": pct(0.99),
+        })
+    );
+    workers.shutdown().await;
+    services.close().await;
+    Ok(())
+}
+
+async fn wait_for(db: &zentoria_store::Db, status: &str, n: i64) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let done: i64 = zentoria_store::on_db!(db, pool => sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM jobs WHERE status = $1"
+        ).bind(status).fetch_one(pool).await)?;
+        if done >= n {
+            return Ok(());
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "jobs did not finish in 10 minutes"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -6,7 +6,9 @@
 //!   auth stack costs. Prints one JSON line with both addresses and an API key.
 //! - `zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]` runs job workers with the
 //!   benchmark job kinds (`bench.noop`, `bench.sleep`) until SIGINT/SIGTERM: the process the
-//!   crash-recovery test kills and the jobs benchmark drives.
+//!   crash-recovery test kills.
+//! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
+//!   no-op jobs (see `scripts/bench-jobs.sh`).
 
 mod jobs;
 
@@ -27,9 +29,22 @@ async fn main() -> anyhow::Result<()> {
             let concurrency = args.get(3).map(|c| c.parse()).transpose()?.unwrap_or(64);
             jobs::worker(&args[1], &args[2], concurrency).await
         }
+        Some("jobs") if args.len() >= 2 => {
+            let num = |i: usize, d: u64| -> anyhow::Result<u64> {
+                Ok(args.get(i).map(|v| v.parse()).transpose()?.unwrap_or(d))
+            };
+            jobs::throughput(
+                &args[1],
+                num(2, 20_000)?,
+                num(3, 64)? as usize,
+                num(4, 1000)?,
+                num(5, 5)?,
+            )
+            .await
+        }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]"
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]"
             );
             std::process::exit(2)
         }

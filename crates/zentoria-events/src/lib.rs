@@ -111,7 +111,8 @@ struct Inner {
     history_len: usize,
     next_id: AtomicU64,
     origin: String,
-    db: Option<Db>,
+    /// Events on their way to other processes (PostgreSQL only), sent in batches.
+    outbox: Option<tokio::sync::mpsc::Sender<String>>,
 }
 
 impl EventBus {
@@ -124,14 +125,21 @@ impl EventBus {
     /// A bus that also reaches other processes on the same PostgreSQL database. On SQLite it
     /// is the same as [`EventBus::new`].
     pub fn with_db(history: usize, buffer: usize, db: Db) -> Self {
-        let bus = Self::build(history, buffer, matches!(db, Db::Postgres(_)).then_some(db));
-        if let Some(Db::Postgres(pool)) = &bus.inner.db {
-            tokio::spawn(listen(Arc::downgrade(&bus.inner), pool.clone()));
-        }
+        let Db::Postgres(pool) = db else {
+            return Self::build(history, buffer, None);
+        };
+        let (outbox, rx) = tokio::sync::mpsc::channel(4096);
+        let bus = Self::build(history, buffer, Some(outbox));
+        tokio::spawn(send_batches(pool.clone(), rx));
+        tokio::spawn(listen(Arc::downgrade(&bus.inner), pool));
         bus
     }
 
-    fn build(history: usize, buffer: usize, db: Option<Db>) -> Self {
+    fn build(
+        history: usize,
+        buffer: usize,
+        outbox: Option<tokio::sync::mpsc::Sender<String>>,
+    ) -> Self {
         let (tx, _) = broadcast::channel(buffer.max(16));
         EventBus {
             inner: Arc::new(Inner {
@@ -140,7 +148,7 @@ impl EventBus {
                 history_len: history.max(1),
                 next_id: AtomicU64::new(1),
                 origin: zentoria_core::id::new_id(),
-                db,
+                outbox,
             }),
         }
     }
@@ -149,7 +157,7 @@ impl EventBus {
     pub async fn publish(&self, ev: NewEvent) {
         let at = zentoria_core::time::now_ms();
         let scope = ev.scope.map(|s| s.as_str().to_owned());
-        if let Some(Db::Postgres(pool)) = &self.inner.db {
+        if let Some(outbox) = &self.inner.outbox {
             let wire = Wire {
                 origin: self.inner.origin.clone(),
                 name: ev.name.clone(),
@@ -160,13 +168,9 @@ impl EventBus {
             };
             match serde_json::to_string(&wire) {
                 Ok(text) if text.len() <= MAX_NOTIFY_BYTES => {
-                    if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)")
-                        .bind(CHANNEL)
-                        .bind(&text)
-                        .execute(pool)
-                        .await
-                    {
-                        tracing::warn!(error = %e, event = %ev.name, "cannot send an event to other processes");
+                    // Waits only when the sender is far behind: backpressure, not loss.
+                    if outbox.send(text).await.is_err() {
+                        tracing::warn!(event = %ev.name, "the event sender has stopped");
                     }
                 }
                 Ok(_) => {
@@ -232,6 +236,30 @@ impl Inner {
         // Sent under the history lock, so resume() sees each event in exactly one place.
         let _ = self.tx.send(ev);
         metrics::counter!("zentoria_events_published_total").increment(1);
+    }
+}
+
+/// Sends queued events to other processes, many per round trip, in order.
+async fn send_batches(pool: sqlx::PgPool, mut rx: tokio::sync::mpsc::Receiver<String>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut delay = std::time::Duration::from_millis(50);
+        for _ in 0..5 {
+            match sqlx::query("SELECT pg_notify($1, e) FROM unnest($2::text[]) WITH ORDINALITY AS t(e, n) ORDER BY n")
+                .bind(CHANNEL)
+                .bind(&batch)
+                .execute(&pool)
+                .await
+            {
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, events = batch.len(), "cannot send events to other processes; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+            }
+        }
+        batch.clear();
     }
 }
 

@@ -56,6 +56,63 @@ impl WorkerHandle {
     }
 }
 
+/// How an attempt ended, owned, on its way to the finisher.
+enum Ending {
+    Succeeded,
+    Retry { error: String, run_at: i64 },
+    Failed { status: &'static str, error: String },
+    Cancelled,
+}
+
+struct FinishRequest {
+    id: String,
+    token: String,
+    ending: Ending,
+    now: i64,
+    /// Whether the lease was still held; `Err` when the database could not be reached.
+    reply: tokio::sync::oneshot::Sender<Result<bool, ()>>,
+}
+
+type Finisher = tokio::sync::mpsc::Sender<FinishRequest>;
+
+/// Records the ends of attempts in batches: one transaction (one commit) for every attempt
+/// that ended while the previous batch was being written.
+async fn finisher(db: Db, mut rx: tokio::sync::mpsc::Receiver<FinishRequest>) {
+    let mut batch = Vec::with_capacity(256);
+    while rx.recv_many(&mut batch, 256).await > 0 {
+        let items: Vec<(&str, &str, Finish<'_>, i64)> = batch
+            .iter()
+            .map(|r: &FinishRequest| {
+                let how = match &r.ending {
+                    Ending::Succeeded => Finish::Succeeded,
+                    Ending::Retry { error, run_at } => Finish::Retry {
+                        error,
+                        run_at: *run_at,
+                    },
+                    Ending::Failed { status, error } => Finish::Failed { status, error },
+                    Ending::Cancelled => Finish::Cancelled,
+                };
+                (r.id.as_str(), r.token.as_str(), how, r.now)
+            })
+            .collect();
+        let result = jobs::finish_many(&db, &items).await;
+        drop(items);
+        match result {
+            Ok(held) => {
+                for (r, held) in batch.drain(..).zip(held) {
+                    let _ = r.reply.send(Ok(held));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = ?e, jobs = batch.len(), "cannot record the end of jobs");
+                for r in batch.drain(..) {
+                    let _ = r.reply.send(Err(()));
+                }
+            }
+        }
+    }
+}
+
 struct Kind {
     handler: Handler,
     meta: crate::KindMeta,
@@ -125,6 +182,8 @@ async fn dispatch(
     mut stop: watch::Receiver<bool>,
 ) {
     let freed = Arc::new(Notify::new());
+    let (finish_tx, finish_rx) = tokio::sync::mpsc::channel(1024);
+    let finisher_task = tokio::spawn(finisher(queue.db.clone(), finish_rx));
     let metas: HashMap<&'static str, crate::KindMeta> =
         kinds.iter().map(|(k, v)| (*k, v.meta.clone())).collect();
     let mut running = JoinSet::new();
@@ -191,8 +250,9 @@ async fn dispatch(
                 let events = queue.events.clone();
                 let settings = settings.clone();
                 let freed = freed.clone();
+                let finish = finish_tx.clone();
                 running.spawn(async move {
-                    run_one(db, events, row, handler, meta, settings).await;
+                    run_one(db, events, finish, row, handler, meta, settings).await;
                     drop(permit);
                     freed.notify_one();
                 });
@@ -227,11 +287,14 @@ async fn dispatch(
         );
         running.abort_all();
     }
+    drop(finish_tx);
+    let _ = finisher_task.await;
 }
 
 async fn run_one(
     db: Db,
     events: zentoria_events::EventBus,
+    finish: Finisher,
     row: JobRow,
     handler: Handler,
     meta: crate::KindMeta,
@@ -282,35 +345,36 @@ async fn run_one(
         return;
     }
     let attempts = row.attempts.max(1) as u32;
-    let (finish, label, error) = match &outcome {
-        Ok(()) => (Finish::Succeeded, "succeeded", None),
-        Err(_) if ctx.is_cancelled() => (Finish::Cancelled, "cancelled", None),
-        Err(JobError::Permanent(e)) => (
-            Finish::Failed {
+    let (ending, label) = match outcome {
+        Ok(()) => (Ending::Succeeded, "succeeded"),
+        Err(_) if ctx.is_cancelled() => (Ending::Cancelled, "cancelled"),
+        Err(JobError::Permanent(error)) => (
+            Ending::Failed {
                 status: "failed",
-                error: e,
+                error,
             },
             "failed",
-            Some(e.as_str()),
         ),
-        Err(JobError::Transient(e)) if attempts >= meta.max_attempts => (
-            Finish::Failed {
+        Err(JobError::Transient(error)) if attempts >= meta.max_attempts => (
+            Ending::Failed {
                 status: "dead",
-                error: e,
+                error,
             },
             "dead",
-            Some(e.as_str()),
         ),
-        Err(JobError::Transient(e)) => (
-            Finish::Retry {
-                error: e,
+        Err(JobError::Transient(error)) => (
+            Ending::Retry {
+                error,
                 run_at: now_ms() + backoff(settings.retry_base, attempts).as_millis() as i64,
             },
             "retried",
-            Some(e.as_str()),
         ),
     };
-    if let Some(error) = error {
+    let error = match &ending {
+        Ending::Retry { error, .. } | Ending::Failed { error, .. } => Some(error.clone()),
+        _ => None,
+    };
+    if let Some(error) = &error {
         tracing::warn!(job = %row.id, kind = meta.kind, attempt = attempts, outcome = label, %error, "job attempt failed");
     }
     metrics::counter!("zentoria_jobs_finished_total", "kind" => meta.kind, "outcome" => label)
@@ -318,10 +382,27 @@ async fn run_one(
     metrics::histogram!("zentoria_job_duration_seconds", "kind" => meta.kind)
         .record(started.elapsed().as_secs_f64());
     // The result must not be lost to a passing database hiccup.
+    let mut ending = Some(ending);
     let mut delay = Duration::from_millis(50);
     for _ in 0..8 {
-        match jobs::finish(&db, &row.id, &token, clone_finish(&finish), now_ms()).await {
-            Ok(true) => {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let req = FinishRequest {
+            id: row.id.clone(),
+            token: token.clone(),
+            ending: match ending.take() {
+                Some(e) => e,
+                None => return,
+            },
+            now: now_ms(),
+            reply,
+        };
+        // Keep a copy to resend if this batch fails.
+        let resend = clone_ending(&req.ending);
+        if finish.send(req).await.is_err() {
+            return;
+        }
+        match answer.await {
+            Ok(Ok(true)) => {
                 let name = match label {
                     "retried" => "job.retrying",
                     "succeeded" => "job.succeeded",
@@ -329,15 +410,15 @@ async fn run_one(
                     "dead" => "job.dead",
                     _ => "job.cancelled",
                 };
-                publish(&events, &meta, &row, name, error).await;
+                publish(&events, &meta, &row, name, error.as_deref()).await;
                 return;
             }
-            Ok(false) => {
+            Ok(Ok(false)) => {
                 tracing::warn!(job = %row.id, "the job's lease was taken over before it finished");
                 return;
             }
-            Err(e) => {
-                tracing::warn!(job = %row.id, error = ?e, "cannot record a job's end; retrying");
+            _ => {
+                ending = Some(resend);
                 tokio::time::sleep(delay).await;
                 delay *= 2;
             }
@@ -367,15 +448,18 @@ async fn publish(
         .await;
 }
 
-fn clone_finish<'a>(f: &Finish<'a>) -> Finish<'a> {
-    match f {
-        Finish::Succeeded => Finish::Succeeded,
-        Finish::Retry { error, run_at } => Finish::Retry {
-            error,
+fn clone_ending(e: &Ending) -> Ending {
+    match e {
+        Ending::Succeeded => Ending::Succeeded,
+        Ending::Retry { error, run_at } => Ending::Retry {
+            error: error.clone(),
             run_at: *run_at,
         },
-        Finish::Failed { status, error } => Finish::Failed { status, error },
-        Finish::Cancelled => Finish::Cancelled,
+        Ending::Failed { status, error } => Ending::Failed {
+            status,
+            error: error.clone(),
+        },
+        Ending::Cancelled => Ending::Cancelled,
     }
 }
 

@@ -223,29 +223,48 @@ pub enum Finish<'a> {
 
 /// Ends the claim `token` on job `id`; `false` when the lease was lost meanwhile.
 pub async fn finish(db: &Db, id: &str, token: &str, how: Finish<'_>, now: i64) -> Result<bool> {
-    let (status, error, run_at): (&str, Option<&str>, Option<i64>) = match how {
+    Ok(finish_many(db, &[(id, token, how, now)]).await?[0])
+}
+
+const FINISH_SQL: &str = "UPDATE jobs SET status = $1, updated_at = $2, lease_until = NULL,
+        finished_at = CASE WHEN $1 = 'queued' THEN NULL ELSE $2 END,
+        lease_token = CASE WHEN $1 = 'queued' THEN NULL ELSE lease_token END,
+        progress = CASE WHEN $1 = 'succeeded' THEN 100 ELSE progress END,
+        last_error = $3, run_at = COALESCE($4, run_at)
+ WHERE id = $5 AND lease_token = $6 AND status = 'running'";
+
+fn finish_params<'a>(how: &Finish<'a>) -> (&'a str, Option<&'a str>, Option<i64>) {
+    match *how {
         Finish::Succeeded => ("succeeded", None, None),
         Finish::Retry { error, run_at } => ("queued", Some(error), Some(run_at)),
         Finish::Failed { status, error } => (status, Some(error), None),
         Finish::Cancelled => ("cancelled", Some("cancelled while running"), None),
-    };
-    on_db!(db, pool => sqlx::query(
-        "UPDATE jobs SET status = $1, updated_at = $2, lease_until = NULL,
-                finished_at = CASE WHEN $1 = 'queued' THEN NULL ELSE $2 END,
-                lease_token = CASE WHEN $1 = 'queued' THEN NULL ELSE lease_token END,
-                progress = CASE WHEN $1 = 'succeeded' THEN 100 ELSE progress END,
-                last_error = $3, run_at = COALESCE($4, run_at)
-         WHERE id = $5 AND lease_token = $6 AND status = 'running'",
-    )
-    .bind(status)
-    .bind(now)
-    .bind(error)
-    .bind(run_at)
-    .bind(id)
-    .bind(token)
-    .execute(pool)
-    .await
-    .map(|r| r.rows_affected() == 1))
+    }
+}
+
+/// Ends many claims in one transaction (one commit instead of one per job). Returns, for
+/// each, whether its lease was still held.
+pub async fn finish_many(db: &Db, items: &[(&str, &str, Finish<'_>, i64)]) -> Result<Vec<bool>> {
+    on_db!(db, pool => async {
+        let mut tx = pool.begin().await?;
+        let mut out = Vec::with_capacity(items.len());
+        for (id, token, how, now) in items {
+            let (status, error, run_at) = finish_params(how);
+            let n = sqlx::query(FINISH_SQL)
+                .bind(status)
+                .bind(now)
+                .bind(error)
+                .bind(run_at)
+                .bind(id)
+                .bind(token)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            out.push(n == 1);
+        }
+        tx.commit().await?;
+        Ok::<_, sqlx::Error>(out)
+    }.await)
     .map_err(db_err)
 }
 
