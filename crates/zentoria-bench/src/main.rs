@@ -7,9 +7,12 @@
 //! - `zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]` runs job workers with the
 //!   benchmark job kinds (`bench.noop`, `bench.sleep`) until SIGINT/SIGTERM: the process the
 //!   crash-recovery test kills.
+//! - `zentoria-bench fanout [CLIENTS] [RATE] [SECS]` measures event delivery to WebSocket
+//!   subscribers over the real HTTP stack.
 //! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
 //!   no-op jobs (see `scripts/bench-jobs.sh`).
 
+mod fanout;
 mod jobs;
 
 use std::io::Write;
@@ -42,9 +45,15 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Some("fanout") => {
+            let num = |i: usize, d: u64| -> anyhow::Result<u64> {
+                Ok(args.get(i).map(|v| v.parse()).transpose()?.unwrap_or(d))
+            };
+            fanout::fanout(num(1, 100)? as usize, num(2, 10_000)?, num(3, 5)?).await
+        }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]"
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]"
             );
             std::process::exit(2)
         }

@@ -34,9 +34,25 @@ pub struct Event {
     pub owner_id: Option<String>,
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
+    /// The wire form, serialised once however many subscribers receive it.
+    #[serde(skip)]
+    message: std::sync::OnceLock<String>,
 }
 
 impl Event {
+    /// `{"type", "id", "at", "data"}` as text: the message SSE and WebSocket clients get.
+    pub fn message(&self) -> &str {
+        self.message.get_or_init(|| {
+            serde_json::json!({
+                "type": self.name,
+                "id": self.id,
+                "at": zentoria_core::time::rfc3339(self.at),
+                "data": self.data,
+            })
+            .to_string()
+        })
+    }
+
     /// Whether a holder of `scopes` (user `user_id`) may receive this event.
     pub fn visible_to(&self, user_id: &str, scopes: Scopes) -> bool {
         let admin = scopes.allows(Scope::Admin);
@@ -228,6 +244,7 @@ impl Inner {
             scope,
             owner_id,
             data,
+            message: std::sync::OnceLock::new(),
         });
         if history.len() == self.history_len {
             history.pop_front();
@@ -332,6 +349,7 @@ mod tests {
             scope: Some("chat".into()),
             owner_id: Some("u1".into()),
             data: json!({}),
+            message: Default::default(),
         };
         assert!(ev.matches(&[]));
         assert!(ev.matches(&["job.*".into()]));

@@ -52,16 +52,6 @@ fn wanted(ev: &Event, p: &Principal, filters: &[String]) -> bool {
     ev.matches(filters) && ev.visible_to(&p.user_id, p.scopes)
 }
 
-fn message(ev: &Event) -> String {
-    serde_json::json!({
-        "type": ev.name,
-        "id": ev.id,
-        "at": zentoria_core::time::rfc3339(ev.at),
-        "data": ev.data,
-    })
-    .to_string()
-}
-
 enum Phase {
     Replay(
         std::vec::IntoIter<Arc<Event>>,
@@ -153,7 +143,7 @@ fn sse_event(ev: &Event) -> SseEvent {
     SseEvent::default()
         .id(ev.id.to_string())
         .event(&ev.name)
-        .data(message(ev))
+        .data(ev.message())
 }
 
 /// Decrements the subscriber gauge when a stream ends, however it ends.
@@ -207,7 +197,7 @@ async fn websocket(
                     if !wanted(&ev, &principal, &filters) {
                         continue;
                     }
-                    let send = socket.send(Message::Text(message(&ev).into()));
+                    let send = socket.send(Message::Text(ev.message().into()));
                     match tokio::time::timeout(SEND_TIMEOUT, send).await {
                         Ok(Ok(())) => {}
                         Ok(Err(_)) => return,
