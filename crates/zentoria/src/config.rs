@@ -337,6 +337,15 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_file_is_valid_and_matches_the_defaults() {
+        let doc = include_str!("../../../docs/CONFIGURATION.md");
+        let start = doc.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &doc[start..start + doc[start..].find("```").unwrap()];
+        let parsed: Config = toml::from_str(block).expect("docs/CONFIGURATION.md parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
     fn unknown_file_keys_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("z.toml");
