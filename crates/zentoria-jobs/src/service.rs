@@ -179,14 +179,7 @@ impl Jobs {
             )));
         }
         jobs::cancel(self.queue.db(), id, now_ms()).await?;
-        self.audit
-            .record(
-                AuditEvent::new("job.cancelled", Outcome::Success, client)
-                    .actor(p.map(Principal::actor))
-                    .resource("job", id)
-                    .details(serde_json::json!({"kind": row.kind, "was": row.status})),
-            )
-            .await;
+        self.audited("job.cancelled", p, &row, client).await;
         self.get(p, id).await
     }
 
@@ -205,14 +198,25 @@ impl Jobs {
             )));
         }
         self.queue.wake.notify_one();
+        self.audited("job.retried", p, &row, client).await;
+        self.get(p, id).await
+    }
+
+    /// Records a caller's action on a job in the audit log.
+    async fn audited(
+        &self,
+        action: &str,
+        p: Option<&Principal>,
+        row: &JobRow,
+        client: &ClientInfo,
+    ) {
         self.audit
             .record(
-                AuditEvent::new("job.retried", Outcome::Success, client)
+                AuditEvent::new(action, Outcome::Success, client)
                     .actor(p.map(Principal::actor))
-                    .resource("job", id)
+                    .resource("job", &row.id)
                     .details(serde_json::json!({"kind": row.kind, "was": row.status})),
             )
             .await;
-        self.get(p, id).await
     }
 }

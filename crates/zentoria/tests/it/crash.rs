@@ -130,3 +130,81 @@ async fn a_job_killed_with_its_worker_is_completed_once_after_restart() {
     assert!(second.wait().unwrap().success(), "graceful stop on SIGTERM");
     services.close().await;
 }
+
+/// The payload of `zentoria-bench`'s `bench.noop` job.
+#[derive(Serialize, Deserialize)]
+struct Noop {
+    n: u64,
+}
+
+impl JobKind for Noop {
+    const KIND: &'static str = "bench.noop";
+    const SCOPE: Scope = Scope::Admin;
+}
+
+#[tokio::test]
+async fn a_schedule_fires_once_per_occurrence_across_two_worker_processes() {
+    let db = TestDb::new().await;
+    let mut config = zentoria_core::config::Config {
+        data_dir: db.data_dir(),
+        database_url: db.url.clone(),
+        ..Default::default()
+    };
+    config.jobs.workers = false;
+    let services = zentoria::Services::open(config).await.unwrap();
+    let mut a = start_worker(&db);
+    let mut b = start_worker(&db);
+    let spec = zentoria_jobs::ScheduleSpec {
+        name: "every-second".into(),
+        cron: "* * * * * *".into(),
+        timezone: "UTC".into(),
+        missed: zentoria_jobs::Missed::Skip,
+        owner_id: None,
+    };
+    let first = services
+        .jobs
+        .schedule(spec, &Noop { n: 0 })
+        .await
+        .unwrap()
+        .next_run_at;
+    let count = || async {
+        zentoria_store::on_db!(&services.db, pool =>
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE kind = 'bench.noop' AND status = 'succeeded'")
+                .fetch_one(pool)
+                .await)
+        .unwrap()
+    };
+    for _ in 0..400 {
+        if count().await >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    for w in [&mut a, &mut b] {
+        Command::new("kill")
+            .args(["-TERM", &w.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(w.wait().unwrap().success());
+    }
+    assert!(services.jobs.unschedule("every-second").await.unwrap());
+    let (jobs, distinct, earliest, latest): (i64, i64, i64, i64) = zentoria_store::on_db!(&services.db, pool =>
+        sqlx::query_as(
+            "SELECT COUNT(*), COUNT(DISTINCT run_at), MIN(run_at), MAX(run_at) FROM jobs WHERE kind = 'bench.noop'",
+        )
+        .fetch_one(pool)
+        .await)
+    .unwrap();
+    assert!(jobs >= 4, "only {jobs} occurrences fired");
+    assert_eq!(
+        jobs, distinct,
+        "an occurrence was enqueued by both processes"
+    );
+    assert_eq!(earliest, first);
+    assert_eq!(
+        (latest - earliest) / 1000 + 1,
+        jobs,
+        "an occurrence was skipped"
+    );
+    services.close().await;
+}

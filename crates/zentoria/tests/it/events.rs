@@ -278,3 +278,48 @@ async fn job_events_reach_their_owner() {
     assert_eq!(names[2].0, "job.succeeded");
     assert!(names.iter().all(|(_, d)| d["id"] == job.id.as_str()));
 }
+
+#[tokio::test]
+async fn events_cross_processes_on_postgresql_and_stay_local_on_sqlite() {
+    let s = TestServer::start().await;
+    // A second Zentoria on the same database.
+    let config = zentoria_core::config::Config {
+        data_dir: s.test_db.data_dir(),
+        database_url: s.test_db.url.clone(),
+        ..Default::default()
+    };
+    let other = zentoria::Services::open(config).await.unwrap();
+    let mut rx = other.events.subscribe();
+    if s.test_db.is_postgres() {
+        // The other process's listener registers asynchronously: publish until it hears one.
+        let mut heard = false;
+        for _ in 0..40 {
+            s.platform
+                .events()
+                .publish(NewEvent::new("test.remote", None, json!({"from": "first"})))
+                .await;
+            if let Ok(Ok(ev)) = tokio::time::timeout(Duration::from_millis(250), rx.recv()).await {
+                assert_eq!(ev.name, "test.remote");
+                assert_eq!(ev.data["from"], "first");
+                heard = true;
+                break;
+            }
+        }
+        assert!(heard, "events never crossed to the other process");
+    } else {
+        s.platform
+            .events()
+            .publish(NewEvent::new("test.remote", None, json!({})))
+            .await;
+        other
+            .events
+            .publish(NewEvent::new("test.local", None, json!({})))
+            .await;
+        let first = rx.recv().await.unwrap();
+        assert_eq!(
+            first.name, "test.local",
+            "SQLite has no channel between processes"
+        );
+    }
+    other.close().await;
+}
