@@ -110,6 +110,7 @@ async fn auth(database_url: String) -> anyhow::Result<()> {
     let state = zentoria_http::AppState::new(
         platform,
         services.jobs.clone(),
+        services.knowledge.clone(),
         services.events.clone(),
         services.db.clone(),
         settings,

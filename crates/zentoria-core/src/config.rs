@@ -23,6 +23,41 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub jobs: JobsConfig,
     pub events: EventsConfig,
+    pub knowledge: KnowledgeConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct KnowledgeConfig {
+    /// Largest file an upload may carry.
+    pub max_upload_bytes: u64,
+    /// Target chunk size, in estimated tokens.
+    pub chunk_tokens: usize,
+    /// How much of the previous chunk a chunk repeats, in estimated tokens.
+    pub chunk_overlap: usize,
+    /// Longest one file's text extraction may take before it is stopped.
+    pub extract_timeout: String,
+    /// Memory an extraction process may use, in MiB.
+    pub extract_memory_mb: u64,
+    /// Files ingested at once by this process.
+    pub ingest_concurrency: usize,
+    /// The program run (as `PROGRAM __extract …`) to extract PDF and DOCX text in a
+    /// resource-limited child process; empty means this very executable.
+    pub extractor: String,
+}
+
+impl Default for KnowledgeConfig {
+    fn default() -> Self {
+        KnowledgeConfig {
+            max_upload_bytes: 100 * 1024 * 1024,
+            chunk_tokens: 512,
+            chunk_overlap: 64,
+            extract_timeout: "60s".into(),
+            extract_memory_mb: 1024,
+            ingest_concurrency: 2,
+            extractor: String::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -138,6 +173,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             jobs: JobsConfig::default(),
             events: EventsConfig::default(),
+            knowledge: KnowledgeConfig::default(),
         }
     }
 }
@@ -209,6 +245,7 @@ impl Config {
             ("jobs.retry_base", &self.jobs.retry_base),
             ("jobs.retention", &self.jobs.retention),
             ("jobs.shutdown_grace", &self.jobs.shutdown_grace),
+            ("knowledge.extract_timeout", &self.knowledge.extract_timeout),
         ];
         for (name, value) in durations {
             crate::time::parse_duration(value)
@@ -230,6 +267,10 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    pub fn extract_timeout(&self) -> Duration {
+        dur(&self.knowledge.extract_timeout)
     }
 
     pub fn access_token_ttl(&self) -> Duration {

@@ -19,6 +19,12 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The content is bigger than a configured limit (the message names the limit).
+    #[error("{0}")]
+    TooLarge(String),
+    /// The content is not of a type accepted here, or not what it claims to be.
+    #[error("{0}")]
+    Unsupported(String),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     #[error("{0}")]
@@ -36,6 +42,8 @@ impl Error {
             Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
+            Error::TooLarge(_) => "payload_too_large",
+            Error::Unsupported(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
             Error::Internal(_) => "internal_error",

@@ -46,6 +46,7 @@ pub struct HttpSettings {
 pub struct AppState {
     pub platform: Platform,
     pub jobs: zentoria_jobs::Jobs,
+    pub knowledge: zentoria_knowledge::Knowledge,
     pub events: zentoria_events::EventBus,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
@@ -57,6 +58,7 @@ impl AppState {
     pub fn new(
         platform: Platform,
         jobs: zentoria_jobs::Jobs,
+        knowledge: zentoria_knowledge::Knowledge,
         events: zentoria_events::EventBus,
         db: Db,
         settings: HttpSettings,
@@ -70,6 +72,7 @@ impl AppState {
         AppState {
             platform,
             jobs,
+            knowledge,
             events,
             db,
             settings: Arc::new(settings),
@@ -129,7 +132,7 @@ pub fn app_with_fixed_principal(
 }
 
 fn build(state: AppState, auth: Auth) -> Router {
-    let (api, streams, doc) = routes::routers();
+    let (api, long, doc) = routes::routers();
     let doc = Arc::new(doc);
     let settings = state.settings.clone();
 
@@ -146,7 +149,9 @@ fn build(state: AppState, auth: Auth) -> Router {
             axum::http::StatusCode::REQUEST_TIMEOUT,
             settings.request_timeout,
         ));
-    let router = api.merge(streams);
+    // Uploads enforce their own size limit while streaming (knowledge.max_upload_bytes).
+    let long = long.layer(axum::extract::DefaultBodyLimit::disable());
+    let router = api.merge(long);
     let router = match auth {
         Auth::Enforced => router.layer(axum::middleware::from_fn_with_state(
             state.clone(),

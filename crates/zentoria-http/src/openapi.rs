@@ -30,6 +30,7 @@ use crate::AppState;
         (name = "audit", description = "The tamper-evident audit log"),
         (name = "jobs", description = "The durable job queue"),
         (name = "events", description = "Live domain events over SSE and WebSocket"),
+        (name = "files", description = "Files, collections, ingestion and search with citations"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -115,6 +115,30 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.jobs.retention = v;
         Ok(())
     }),
+    ("ZENTORIA_MAX_UPLOAD_BYTES", false, |c, v| {
+        c.knowledge.max_upload_bytes = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_CHUNK_TOKENS", false, |c, v| {
+        c.knowledge.chunk_tokens = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_CHUNK_OVERLAP", false, |c, v| {
+        c.knowledge.chunk_overlap = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_EXTRACT_TIMEOUT", false, |c, v| {
+        c.knowledge.extract_timeout = v;
+        Ok(())
+    }),
+    ("ZENTORIA_EXTRACT_MEMORY_MB", false, |c, v| {
+        c.knowledge.extract_memory_mb = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_INGEST_CONCURRENCY", false, |c, v| {
+        c.knowledge.ingest_concurrency = num(&v)?;
+        Ok(())
+    }),
     ("ZENTORIA_LOG_FORMAT", false, |c, v| {
         c.log.format = v;
         Ok(())

@@ -23,6 +23,7 @@ pub struct Services {
     pub db: Db,
     pub platform: Platform,
     pub jobs: Jobs,
+    pub knowledge: zentoria_knowledge::Knowledge,
     pub events: zentoria_events::EventBus,
     /// The job handlers this process runs; taken when the workers start.
     registry: Option<Registry>,
@@ -42,7 +43,7 @@ impl Services {
     }
 
     /// Like [`Services::open`], with the given job kinds (tests add their own).
-    pub async fn open_with(config: Config, registry: Registry) -> anyhow::Result<Services> {
+    pub async fn open_with(config: Config, mut registry: Registry) -> anyhow::Result<Services> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create the data dir {}", config.data_dir.display()))?;
         let master_key = if config.master_key.is_empty() {
@@ -82,16 +83,22 @@ impl Services {
             audit.clone(),
             events.clone(),
         );
-        let jobs = Jobs::new(
-            Queue::new(db.clone(), events.clone()),
-            registry.metas(),
-            audit,
-        );
+        let queue = Queue::new(db.clone(), events.clone());
+        let knowledge = zentoria_knowledge::Knowledge::open(
+            db.clone(),
+            queue.clone(),
+            audit.clone(),
+            events.clone(),
+            knowledge_settings(&config)?,
+        )?;
+        knowledge.register_jobs(&mut registry);
+        let jobs = Jobs::new(queue, registry.metas(), audit);
         Ok(Services {
             config,
             db,
             platform,
             jobs,
+            knowledge,
             events,
             registry: Some(registry),
             audit_writer,
@@ -159,11 +166,13 @@ pub async fn serve(
     let state = zentoria_http::AppState::new(
         services.platform.clone(),
         services.jobs.clone(),
+        services.knowledge.clone(),
         services.events.clone(),
         services.db.clone(),
         services.http_settings()?,
     );
     let workers = services.start_workers();
+    let indexer = services.knowledge.start_indexer();
     let app = zentoria_http::app(state);
     let watcher = services
         .platform
@@ -182,8 +191,27 @@ pub async fn serve(
         w.shutdown().await;
     }
     watcher.abort();
+    indexer.abort();
     services.close().await;
     Ok(())
+}
+
+fn knowledge_settings(c: &Config) -> anyhow::Result<zentoria_knowledge::KnowledgeSettings> {
+    let extractor = if c.knowledge.extractor.is_empty() {
+        std::env::current_exe().context("cannot find this executable to run the extractor")?
+    } else {
+        c.knowledge.extractor.clone().into()
+    };
+    Ok(zentoria_knowledge::KnowledgeSettings {
+        data_dir: c.data_dir.clone(),
+        max_upload_bytes: c.knowledge.max_upload_bytes,
+        chunk_tokens: c.knowledge.chunk_tokens,
+        chunk_overlap: c.knowledge.chunk_overlap,
+        extract_timeout: c.extract_timeout(),
+        extract_memory_mb: c.knowledge.extract_memory_mb,
+        extractor,
+        ingest_concurrency: c.knowledge.ingest_concurrency,
+    })
 }
 
 /// Resolves on SIGINT or SIGTERM.

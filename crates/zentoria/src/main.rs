@@ -1,5 +1,12 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    // The sandboxed text extractor: a child the server starts for PDF and DOCX files. It
+    // runs before anything else (no config, no logging, no runtime) and limits itself first.
+    if args.get(1).map(String::as_str) == Some("__extract") {
+        let code = zentoria_knowledge::sandbox::child_main(&args[2..]);
+        return ExitCode::from(code.clamp(0, 255) as u8);
+    }
     zentoria::cli::main()
 }

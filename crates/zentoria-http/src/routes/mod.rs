@@ -4,6 +4,7 @@
 mod audit;
 mod auth;
 mod events;
+mod files;
 mod health;
 mod jobs;
 mod keys;
@@ -15,19 +16,24 @@ use utoipa_axum::routes;
 use crate::AppState;
 use crate::openapi::ApiDoc;
 
-/// The request/response routes, the streaming routes, and the OpenAPI document of both.
+/// The request/response routes; the long-lived routes (event streams, uploads and downloads,
+/// which set their own limits and may outlast the request timeout); and the OpenAPI document
+/// of both.
 pub(crate) fn routers() -> (
     axum::Router<AppState>,
     axum::Router<AppState>,
     utoipa::openapi::OpenApi,
 ) {
     let (api, mut doc) = router().split_for_parts();
-    let (streams, streams_doc) = OpenApiRouter::new()
+    let (long, long_doc) = OpenApiRouter::new()
         .routes(routes!(events::sse))
         .routes(routes!(events::ws))
+        .routes(routes!(files::upload, files::list))
+        .routes(routes!(files::mcp_upload))
+        .routes(routes!(files::content))
         .split_for_parts();
-    doc.merge(streams_doc);
-    (api, streams, doc)
+    doc.merge(long_doc);
+    (api, long, doc)
 }
 
 fn router() -> OpenApiRouter<AppState> {
@@ -48,4 +54,10 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
+        .routes(routes!(files::mcp_list))
+        .routes(routes!(files::get, files::update, files::delete))
+        .routes(routes!(files::reindex))
+        .routes(routes!(files::collections, files::create_collection))
+        .routes(routes!(files::delete_collection))
+        .routes(routes!(files::search))
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod jobs;
 pub mod keys;
+pub mod knowledge;
 pub mod schedules;
 pub mod sessions;
 pub mod users;

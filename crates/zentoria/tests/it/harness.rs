@@ -151,6 +151,7 @@ impl TestServer {
         config.jobs.lease = "1s".into();
         config.jobs.retry_base = "10ms".into();
         config.jobs.shutdown_grace = "2s".into();
+        config.knowledge.extractor = env!("CARGO_BIN_EXE_zentoria").into();
         tweak(&mut config);
         let services = Services::open_with(config, registry)
             .await
@@ -270,6 +271,72 @@ impl TestServer {
             req = req.header("X-API-Key", k);
         }
         req.send().await.unwrap()
+    }
+
+    /// Uploads `bytes` as `name` to `path` (multipart field `file`, plus `fields`).
+    pub async fn upload_to(
+        &self,
+        path: &str,
+        key: &str,
+        name: &str,
+        content_type: Option<&str>,
+        bytes: Vec<u8>,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut part = reqwest::multipart::Part::bytes(bytes).file_name(name.to_owned());
+        if let Some(ct) = content_type {
+            part = part.mime_str(ct).unwrap();
+        }
+        let mut form = reqwest::multipart::Form::new();
+        for (k, v) in fields {
+            form = form.text(k.to_string(), v.to_string());
+        }
+        form = form.part("file", part);
+        self.http
+            .post(self.at(path))
+            .header("X-API-Key", key)
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Uploads to `/api/v1/files` and returns the file's JSON, asserting 201.
+    pub async fn upload(
+        &self,
+        key: &str,
+        name: &str,
+        bytes: &[u8],
+        fields: &[(&str, &str)],
+    ) -> Value {
+        let r = self
+            .upload_to("/api/v1/files", key, name, None, bytes.to_vec(), fields)
+            .await;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(status, 201, "upload of {name}: {body}");
+        body["file"].clone()
+    }
+
+    /// Polls the file until its status is `ready` or `failed` (30 s at most) and returns it.
+    pub async fn settled(&self, key: &str, id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let f: Value = self
+                .get(&format!("/api/v1/files/{id}"), Some(key))
+                .await
+                .json()
+                .await
+                .unwrap();
+            if f["status"] == "ready" || f["status"] == "failed" {
+                return f;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "file {id} never settled: {f}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
     }
 
     pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {

@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod crash;
 mod events;
+mod files;
 mod harness;
 mod http;
 mod jobs;
