@@ -202,7 +202,9 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
                         zentoria_platform::Via::ApiKey { key_id } => {
                             limiter.acquire("key", key_id).map_err(|w| (w, "key"))
                         }
-                        zentoria_platform::Via::Session { .. } => Ok(()),
+                        zentoria_platform::Via::Session { .. } | zentoria_platform::Via::Cli => {
+                            Ok(())
+                        }
                     };
                     let limited = key_limit.and_then(|()| {
                         limiter

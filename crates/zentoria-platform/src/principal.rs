@@ -16,11 +16,29 @@ pub struct Principal {
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Via {
-    Session { session_id: String },
-    ApiKey { key_id: String },
+    Session {
+        session_id: String,
+    },
+    ApiKey {
+        key_id: String,
+    },
+    /// The command line on the server's own machine, acting as a named user.
+    Cli,
 }
 
 impl Principal {
+    /// A user acting through the command line on the server's machine, with their role's
+    /// scopes (whoever can run the binary on the data dir already holds the database).
+    pub fn cli_user(user: &crate::User) -> Self {
+        Principal {
+            user_id: user.id.clone(),
+            username: user.username.clone(),
+            role: user.role,
+            scopes: user.role.scopes(),
+            via: Via::Cli,
+        }
+    }
+
     /// Fails with `Forbidden` unless the principal holds `scope` (or `admin`).
     pub fn require(&self, scope: Scope) -> Result<()> {
         if self.scopes.allows(scope) {
@@ -42,6 +60,7 @@ impl Principal {
             id: Some(self.user_id.clone()),
             label: match &self.via {
                 Via::Session { .. } => self.username.clone(),
+                Via::Cli => format!("{} (command line)", self.username),
                 Via::ApiKey { key_id } => format!("{} (key {key_id})", self.username),
             },
         }

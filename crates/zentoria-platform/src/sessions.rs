@@ -169,7 +169,7 @@ impl Platform {
                 .filter(|t| t.user_id == principal.user_id)
                 .map(|t| t.family_id),
             (Via::Session { session_id }, None) => Some(session_id.clone()),
-            (Via::ApiKey { .. }, None) => None,
+            (Via::ApiKey { .. } | Via::Cli, None) => None,
         };
         let Some(family) = family else {
             return Err(Error::invalid(

@@ -62,6 +62,12 @@ enum Command {
     /// Inspect and manage background jobs.
     #[command(subcommand)]
     Jobs(JobsCommand),
+    /// Upload files and folders into knowledge, and wait for their ingestion.
+    Ingest(crate::knowledge_cli::IngestArgs),
+    /// Search knowledge.
+    Search(crate::knowledge_cli::SearchArgs),
+    /// Rebuild the full-text index from the database (stop the server first).
+    Reindex,
 }
 
 #[derive(Subcommand, Debug)]
@@ -219,6 +225,9 @@ async fn run(command: Command, config: zentoria_core::config::Config) -> anyhow:
         Command::Users(cmd) => with_services(config, |s| users(s, cmd)).await,
         Command::Keys(cmd) => with_services(config, |s| keys(s, cmd)).await,
         Command::Jobs(cmd) => with_services(config, |s| jobs(s, cmd)).await,
+        Command::Ingest(args) => crate::knowledge_cli::ingest(args, config).await,
+        Command::Search(args) => crate::knowledge_cli::search(args, config).await,
+        Command::Reindex => crate::knowledge_cli::reindex(config).await,
         Command::Audit(AuditCommand::Verify) => {
             with_services(config, |s| async move {
                 let report = s.platform.audit().verify().await?;

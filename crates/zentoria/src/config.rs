@@ -135,6 +135,10 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.knowledge.extract_memory_mb = num(&v)?;
         Ok(())
     }),
+    ("ZENTORIA_EXTRACTOR", false, |c, v| {
+        c.knowledge.extractor = v;
+        Ok(())
+    }),
     ("ZENTORIA_INGEST_CONCURRENCY", false, |c, v| {
         c.knowledge.ingest_concurrency = num(&v)?;
         Ok(())

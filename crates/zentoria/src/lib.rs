@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+mod knowledge_cli;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};

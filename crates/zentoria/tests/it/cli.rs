@@ -278,3 +278,241 @@ async fn bad_configuration_stops_startup_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("request_timeout"));
 }
+
+#[tokio::test]
+async fn an_ingestion_cut_by_a_crash_completes_after_restart() {
+    let db = TestDb::new().await;
+    let (code, _, err) = run(
+        &db,
+        &[
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("admin-password-1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, key, err) = run(
+        &db,
+        &[
+            "keys", "create", "--user", "admin", "--name", "t", "--scopes", "admin",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_owned();
+    // The first server's extractor hangs, so the crash comes mid-extraction.
+    let script = db.data_dir().parent().unwrap().join("slow-extractor.sh");
+    std::fs::write(&script, "#!/bin/sh\nexec sleep 20\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let quick = [
+        ("ZENTORIA_JOBS_LEASE", "1s"),
+        ("ZENTORIA_JOBS_POLL_INTERVAL", "100ms"),
+        ("ZENTORIA_JOBS_RETRY_BASE", "100ms"),
+    ];
+    let mut envs = quick.to_vec();
+    let script_s = script.display().to_string();
+    envs.push(("ZENTORIA_EXTRACTOR", script_s.as_str()));
+    let (mut first, url) = serve(&db, &envs);
+    let http = reqwest::Client::new();
+    let pdf = crate::files::tiny_pdf(&["The lighthouse keeper logs every storm"]);
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(pdf).file_name("log.pdf"),
+    );
+    let r = http
+        .post(format!("{url}/api/v1/files"))
+        .header("X-API-Key", &key)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let f: Value = r.json().await.unwrap();
+    let id = f["file"]["id"].as_str().unwrap().to_owned();
+    let status = |url: String| {
+        let http = http.clone();
+        let key = key.clone();
+        let id = id.clone();
+        async move {
+            let f: Value = http
+                .get(format!("{url}/api/v1/files/{id}"))
+                .header("X-API-Key", &key)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            f
+        }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while status(url.clone()).await["status"] != "extracting" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "ingestion never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+
+    // A new server (with the real extractor) takes the job over once its lease runs out.
+    let (mut second, url) = serve(&db, &quick);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let f = loop {
+        let f = status(url.clone()).await;
+        if f["status"] == "ready" || f["status"] == "failed" {
+            break f;
+        }
+        assert!(std::time::Instant::now() < deadline, "never finished: {f}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(f["status"], "ready", "{f}");
+    let v: Value = http
+        .post(format!("{url}/api/v1/search"))
+        .header("X-API-Key", &key)
+        .json(&serde_json::json!({"query": "lighthouse storm"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["hits"][0]["file_id"], id.as_str(), "{v}");
+    assert_eq!(terminate(&mut second), 0);
+}
+
+#[tokio::test]
+async fn ingest_search_and_reindex_from_the_command_line() {
+    let db = TestDb::new().await;
+    let (code, _, err) = run(
+        &db,
+        &[
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("admin-password-1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let docs = db.data_dir().parent().unwrap().join("docs");
+    std::fs::create_dir_all(docs.join("sub")).unwrap();
+    std::fs::write(
+        docs.join("a.md"),
+        "# Otters\n\nSea otters hold hands while sleeping.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("sub/b.txt"), "Beavers build dams from branches.").unwrap();
+    std::fs::write(docs.join(".hidden.txt"), "secret otter plans").unwrap();
+    std::fs::write(
+        docs.join("bad.pdf"),
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0",
+    )
+    .unwrap();
+    let docs_s = docs.display().to_string();
+
+    // Local: the data dir directly, as a named user; one refusal makes the exit code 4.
+    let (code, out, err) = run(
+        &db,
+        &[
+            "ingest",
+            &docs_s,
+            "--user",
+            "admin",
+            "--collection",
+            "Animals",
+        ],
+        None,
+    );
+    assert_eq!(code, 4, "{out}\n{err}");
+    assert!(out.contains("ingested 2 of 3 files"), "{out}");
+    assert!(
+        out.contains("bad.pdf") && out.contains("executable"),
+        "{out}"
+    );
+    assert!(!out.contains(".hidden"), "{out}");
+
+    let (code, out, err) = run(&db, &["search", "otters sleeping", "--user", "admin"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("1. a.md (§ Otters"), "{out}");
+    let (code, out, _) = run(
+        &db,
+        &[
+            "search",
+            "beaver dams",
+            "--user",
+            "admin",
+            "--json",
+            "--collection",
+            "Animals",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["hits"][0]["file_name"], "b.txt");
+
+    // The index is derived: wiped and rebuilt from the database, search still answers.
+    let (code, out, err) = run(&db, &["reindex"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("rebuilt from the database: 2 chunks"), "{out}");
+    let (_, out, _) = run(&db, &["search", "beaver", "--user", "admin"], None);
+    assert!(out.starts_with("1. b.txt"), "{out}");
+    let (code, _, err) = run(&db, &["search", "x"], None);
+    assert_eq!(code, 1);
+    assert!(err.contains("--user"), "{err}");
+
+    // Remote: the same through a running server's API.
+    let (code, key, _) = run(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "admin",
+            "--name",
+            "cli",
+            "--scopes",
+            "files:read,files:write",
+        ],
+        None,
+    );
+    assert_eq!(code, 0);
+    let (mut server, url) = serve(&db, &[]);
+    let extra = db.data_dir().parent().unwrap().join("c.txt");
+    std::fs::write(&extra, "Walruses use their tusks to climb onto ice.").unwrap();
+    let extra_s = extra.display().to_string();
+    let (code, out, err) = run(
+        &db,
+        &["ingest", &extra_s, "--url", &url, "--api-key", key.trim()],
+        None,
+    );
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("ingested 1 of 1 files"), "{out}");
+    let (code, out, err) = run(
+        &db,
+        &[
+            "search",
+            "walrus tusks",
+            "--url",
+            &url,
+            "--api-key",
+            key.trim(),
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("1. c.txt"), "{out}");
+    assert_eq!(terminate(&mut server), 0);
+}
