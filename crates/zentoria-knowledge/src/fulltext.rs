@@ -30,6 +30,9 @@ const TOKENIZER: &str = "zentoria_en";
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 /// Changes applied per commit at most.
 const SYNC_BATCH: i64 = 512;
+/// Applied changes older than this are pruned from the log, about once an hour.
+const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -180,7 +183,14 @@ impl FullText {
     pub fn start(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
+            let mut last_prune = std::time::Instant::now();
             loop {
+                if last_prune.elapsed() >= PRUNE_EVERY {
+                    last_prune = std::time::Instant::now();
+                    if let Err(e) = this.prune(CHANGE_RETENTION).await {
+                        tracing::warn!(error = %e, "pruning the change log failed");
+                    }
+                }
                 match this.sync().await {
                     Ok(true) => continue,
                     Ok(false) => {}
@@ -212,6 +222,15 @@ impl FullText {
             return self.follow().await;
         }
         let from = self.applied();
+        if from < repo::pruned_through(&self.inner.db).await? {
+            // Changes this index never saw are gone from the log: start over from the chunks.
+            tracing::info!(
+                position = from,
+                "the full-text index is behind the pruned change log; rebuilding it"
+            );
+            self.rebuild().await?;
+            return Ok(true);
+        }
         let changes = repo::changes_since(&self.inner.db, from, SYNC_BATCH).await?;
         let Some(&(last, _)) = changes.last() else {
             return Ok(false);
@@ -226,6 +245,15 @@ impl FullText {
         self.inner.applied.send_replace(last);
         metrics::gauge!("zentoria_fulltext_position").set(last as f64);
         Ok(true)
+    }
+
+    /// Drops changes this index applied more than `retention` ago (only the writer prunes).
+    pub async fn prune(&self, retention: Duration) -> Result<i64> {
+        if !self.is_writer() {
+            return Ok(0);
+        }
+        let before = zentoria_core::time::now_ms() - retention.as_millis() as i64;
+        repo::prune_changes(&self.inner.db, self.applied(), before).await
     }
 
     /// Rebuilds the whole index from the database; returns the chunks indexed.

@@ -63,3 +63,11 @@ CREATE TABLE knowledge_changes (
     file_id TEXT NOT NULL,
     at      BIGINT NOT NULL
 );
+
+-- Old changes are pruned once the index has applied them; `pruned_through` remembers how far,
+-- so an index that starts from an earlier position (a new or lost one) rebuilds instead of
+-- tailing a log with a hole in it.
+CREATE TABLE knowledge_state (
+    key   TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);

@@ -520,12 +520,14 @@ pub async fn changes_since(db: &Db, seq: i64, limit: i64) -> Result<Vec<(i64, St
     .map_err(db_err)
 }
 
+/// The newest change there has been (pruned ones included).
 pub async fn last_change(db: &Db) -> Result<i64> {
-    on_db!(db, pool => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM knowledge_changes")
+    let newest = on_db!(db, pool => sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM knowledge_changes")
         .fetch_one(pool)
         .await)
     .map(|v| v.unwrap_or(0))
-    .map_err(db_err)
+    .map_err(db_err)?;
+    Ok(newest.max(pruned_through(db).await?))
 }
 
 /// Every file that contributes to search (for a full rebuild), with its chunks' owner data.
@@ -543,4 +545,51 @@ fn placeholders(first: usize, n: usize) -> String {
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Deletes changes up to `through` that are older than `before` (epoch ms) and records how far
+/// the log is now pruned; returns that point (0 when nothing was ever pruned).
+pub async fn prune_changes(db: &Db, through: i64, before: i64) -> Result<i64> {
+    let mut tx = db.begin().await?;
+    let cut: Option<i64> = on_tx!(&mut tx, t => sqlx::query_scalar::<_, Option<i64>>(
+        "SELECT MAX(seq) FROM knowledge_changes WHERE seq <= $1 AND at < $2",
+    )
+    .bind(through)
+    .bind(before)
+    .fetch_one(&mut **t)
+    .await)
+    .map_err(db_err)?;
+    if let Some(cut) = cut {
+        on_tx!(&mut tx, t => async {
+            sqlx::query("DELETE FROM knowledge_changes WHERE seq <= $1")
+                .bind(cut)
+                .execute(&mut **t)
+                .await?;
+            sqlx::query(
+                "INSERT INTO knowledge_state (key, value) VALUES ('pruned_through', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = CASE
+                     WHEN excluded.value > knowledge_state.value THEN excluded.value
+                     ELSE knowledge_state.value END",
+            )
+            .bind(cut)
+            .execute(&mut **t)
+            .await?;
+            Ok::<_, sqlx::Error>(())
+        }
+        .await)
+        .map_err(db_err)?;
+    }
+    tx.commit().await?;
+    pruned_through(db).await
+}
+
+/// The last change sequence that has been pruned from the log (0: none).
+pub async fn pruned_through(db: &Db) -> Result<i64> {
+    on_db!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT value FROM knowledge_state WHERE key = 'pruned_through'",
+    )
+    .fetch_optional(pool)
+    .await)
+    .map(|v| v.unwrap_or(0))
+    .map_err(db_err)
 }

@@ -516,3 +516,46 @@ async fn ingest_search_and_reindex_from_the_command_line() {
     assert!(out.starts_with("1. c.txt"), "{out}");
     assert_eq!(terminate(&mut server), 0);
 }
+
+#[tokio::test]
+async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
+    let db = TestDb::new().await;
+    let (code, _, err) = run(
+        &db,
+        &[
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("admin-password-1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let doc = db.data_dir().parent().unwrap().join("moths.txt");
+    std::fs::write(&doc, "Moths navigate by the moon.").unwrap();
+    let doc_s = doc.display().to_string();
+    let (code, out, err) = run(&db, &["ingest", &doc_s, "--user", "admin"], None);
+    assert_eq!(code, 0, "{out}{err}");
+    // Prune the whole log, then lose the index: a new one must not tail from the start.
+    let store = zentoria_store::Db::connect(&db.url, 2).await.unwrap();
+    let last = zentoria_store::repo::knowledge::last_change(&store)
+        .await
+        .unwrap();
+    let pruned = zentoria_store::repo::knowledge::prune_changes(&store, last, i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(pruned, last);
+    assert!(
+        zentoria_store::repo::knowledge::changes_since(&store, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    store.close().await;
+    std::fs::remove_dir_all(db.data_dir().join("index")).unwrap();
+    let (code, out, err) = run(&db, &["search", "moon moths", "--user", "admin"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("1. moths.txt"), "{out}");
+}
