@@ -144,7 +144,9 @@ impl FullText {
             .try_into()
             .map_err(ft_err)?;
         let applied = committed_position(&index);
-        let writer = try_writer(&index)?;
+        // The writer is taken when there is something to write (see `follow`), so processes
+        // that only read — and an idle server — start fast and small.
+        let writer = None;
         let (applied, _) = watch::channel(applied);
         Ok(FullText {
             inner: Arc::new(Inner {
@@ -259,6 +261,9 @@ impl FullText {
     /// Rebuilds the whole index from the database; returns the chunks indexed.
     pub async fn rebuild(&self) -> Result<usize> {
         if !self.is_writer() {
+            self.take_writer().await?;
+        }
+        if !self.is_writer() {
             return Err(Error::Conflict(format!(
                 "another process holds the index in {}; stop it (or rebuild there)",
                 self.inner.dir.display()
@@ -293,25 +298,48 @@ impl FullText {
     /// of the process that holds it.
     async fn follow(&self) -> Result<bool> {
         let inner = self.inner.clone();
-        let took = tokio::task::spawn_blocking(move || -> Result<bool> {
-            let w = try_writer(&inner.index)?;
-            let took = w.is_some();
-            if took && let Ok(mut slot) = inner.writer.lock() {
-                *slot = w;
-            }
+        tokio::task::spawn_blocking(move || -> Result<()> {
             let pos = committed_position(&inner.index);
             if pos != *inner.applied.borrow() {
                 inner.reader.reload().map_err(ft_err)?;
                 inner.applied.send_replace(pos);
             }
-            Ok(took)
+            Ok(())
         })
         .await
         .map_err(|e| Error::internal(e.to_string()))??;
+        let from = self.applied();
+        let pending = !repo::changes_since(&self.inner.db, from, 1)
+            .await?
+            .is_empty()
+            || from < repo::pruned_through(&self.inner.db).await?;
+        if !pending {
+            return Ok(false);
+        }
+        let took = self.take_writer().await?;
         if took {
             tracing::info!("this process now maintains the full-text index");
         }
         Ok(took)
+    }
+
+    /// Takes the index writer if no other process holds it; `true` when this process has it.
+    async fn take_writer(&self) -> Result<bool> {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || -> Result<bool> {
+            let Some(w) = try_writer(&inner.index)? else {
+                return Ok(false);
+            };
+            // Pick up whatever the previous holder committed before writing on top of it.
+            inner.reader.reload().map_err(ft_err)?;
+            inner.applied.send_replace(committed_position(&inner.index));
+            if let Ok(mut slot) = inner.writer.lock() {
+                *slot = Some(w);
+            }
+            Ok(true)
+        })
+        .await
+        .map_err(|e| Error::internal(e.to_string()))?
     }
 
     /// Chunk ids and BM25 scores, best first.
