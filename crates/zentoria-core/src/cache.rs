@@ -58,14 +58,6 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
     pub fn clear(&self) {
         self.inner.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
-
-    /// Drops every entry for which `pred` holds (e.g. all keys of one user).
-    pub fn remove_where(&self, pred: impl Fn(&K, &V) -> bool) {
-        self.inner
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|k, (v, _)| !pred(k, v));
-    }
 }
 
 #[cfg(test)]

@@ -37,7 +37,24 @@ fn run(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (i32, String, String)
     } else {
         drop(child.stdin.take());
     }
+    // A command that hangs fails the test instead of hanging the suite.
+    let pid = child.id();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        if done_rx.recv_timeout(Duration::from_secs(120)).is_err() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            return true;
+        }
+        false
+    });
     let out = child.wait_with_output().unwrap();
+    let _ = done_tx.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "zentoria {args:?} did not finish within 120 s and was killed"
+    );
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),
