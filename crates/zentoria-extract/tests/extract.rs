@@ -1,7 +1,5 @@
 mod common;
 
-use std::time::{Duration, Instant};
-
 use zentoria_extract::{Document, ExtractError, FileType, Kind, Limits, detect, extract};
 
 fn ex(bytes: &[u8], kind: Kind) -> Result<Document, ExtractError> {
@@ -161,11 +159,9 @@ fn pdf_decompression_bomb_is_too_large() {
         b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>".to_vec(),
         stream,
     ];
-    let started = Instant::now();
     let e = ex(&common::assemble(&objects), Kind::Pdf).expect_err("bomb");
     assert!(matches!(e, ExtractError::TooLarge(_)), "{e:?}");
     assert!(e.to_string().contains("256 MiB"), "{e}");
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 fn para(style: Option<&str>, text: &str) -> String {
@@ -284,14 +280,12 @@ fn docx_zip_bomb_honest_size() {
     // 300 MiB of zeros; headers tell the truth → refused from the declared size.
     let deflated = common::deflated_zeros(300 << 20);
     let bytes = common::zip_single("word/document.xml", &deflated, 300 << 20);
-    let started = Instant::now();
     let e = ex(&bytes, Kind::Docx).expect_err("bomb");
     assert!(matches!(e, ExtractError::TooLarge(_)), "{e:?}");
     assert_eq!(
         e.to_string(),
         "DOCX expands to more than 256 MiB (zip bomb?)"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
 }
 
 #[test]
@@ -299,13 +293,11 @@ fn docx_zip_bomb_lying_size() {
     // Same payload, but the headers claim 1000 bytes: the real byte count stops it.
     let deflated = common::deflated_zeros(300 << 20);
     let bytes = common::zip_single("word/document.xml", &deflated, 1000);
-    let started = Instant::now();
     let e = ex(&bytes, Kind::Docx).expect_err("bomb");
     assert!(
         e.to_string().contains("compression ratio above 200:1"),
         "{e}"
     );
-    assert!(started.elapsed() < Duration::from_secs(30));
     // With a small budget the budget is what trips.
     let limits = Limits {
         max_unzipped_bytes: 4 << 20,
