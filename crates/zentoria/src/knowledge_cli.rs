@@ -95,13 +95,7 @@ pub async fn ingest(
                 .collect()
         })
         .unwrap_or_default();
-    let bar = ProgressBar::new(files.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("uploading");
+    let bar = progress(files.len() as u64, "uploading");
     let mut reports = Vec::new();
     let failed: Vec<(String, String)>;
     if let Some(url) = &args.target.url {
@@ -217,13 +211,7 @@ where
         })
         .collect();
     let total = pending.len() as u64;
-    let bar = ProgressBar::new(total);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {wide_msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("ingesting");
+    let bar = progress(total, "ingesting");
     let mut failed = Vec::new();
     let mut delay = Duration::from_millis(100);
     while !pending.is_empty() {
@@ -254,6 +242,17 @@ where
     }
     bar.finish_and_clear();
     Ok(failed)
+}
+
+fn progress(len: u64, stage: &'static str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(stage);
+    bar
 }
 
 fn summary(reports: &[Report], failed: &[(String, String)], no_wait: bool) -> ExitCode {
