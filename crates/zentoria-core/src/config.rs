@@ -44,6 +44,24 @@ pub struct KnowledgeConfig {
     /// The program run (as `PROGRAM __extract …`) to extract PDF and DOCX text in a
     /// resource-limited child process; empty means this very executable.
     pub extractor: String,
+    /// What turns text into vectors for semantic and hybrid search: `""` (none: keyword
+    /// search only), `local`, `ollama` or `openai` (any OpenAI-compatible `/v1/embeddings`).
+    pub embedder: String,
+    /// `local`: the model directory (config.json, tokenizer.json, model.safetensors).
+    /// `ollama` / `openai`: the model name (default nomic-embed-text / text-embedding-3-small).
+    pub embedder_model: String,
+    /// `ollama` / `openai`: the server (default http://127.0.0.1:11434 / https://api.openai.com).
+    pub embedder_url: String,
+    /// `openai`: the API key, if the server wants one (a secret).
+    pub embedder_api_key: String,
+    /// Texts per embedding request (or per local batch).
+    pub embedder_batch: usize,
+    /// Hybrid search: the `k` of reciprocal-rank fusion (`Σ weight / (k + rank)`).
+    pub hybrid_rrf_k: f32,
+    /// Hybrid search: the weight of the keyword ranking.
+    pub hybrid_keyword_weight: f32,
+    /// Hybrid search: the weight of the semantic ranking.
+    pub hybrid_semantic_weight: f32,
 }
 
 impl Default for KnowledgeConfig {
@@ -56,6 +74,14 @@ impl Default for KnowledgeConfig {
             extract_memory_mb: 1024,
             ingest_concurrency: 2,
             extractor: String::new(),
+            embedder: String::new(),
+            embedder_model: String::new(),
+            embedder_url: String::new(),
+            embedder_api_key: String::new(),
+            embedder_batch: 32,
+            hybrid_rrf_k: 60.0,
+            hybrid_keyword_weight: 1.0,
+            hybrid_semantic_weight: 1.0,
         }
     }
 }
@@ -256,6 +282,39 @@ impl Config {
                 "log.format must be \"pretty\" or \"json\", not {:?}",
                 self.log.format
             )));
+        }
+        let k = &self.knowledge;
+        if !matches!(k.embedder.as_str(), "" | "local" | "ollama" | "openai") {
+            return Err(crate::Error::invalid(format!(
+                "knowledge.embedder must be \"\" (none), \"local\", \"ollama\" or \"openai\", not {:?}",
+                k.embedder
+            )));
+        }
+        if k.embedder == "local" && k.embedder_model.trim().is_empty() {
+            return Err(crate::Error::invalid(
+                "knowledge.embedder = \"local\" needs knowledge.embedder_model: the directory of a \
+                 sentence-transformers model (config.json, tokenizer.json, model.safetensors)",
+            ));
+        }
+        if k.embedder_batch == 0 || k.embedder_batch > 2048 {
+            return Err(crate::Error::invalid(
+                "knowledge.embedder_batch must be between 1 and 2048",
+            ));
+        }
+        if !(k.hybrid_rrf_k.is_finite() && k.hybrid_rrf_k >= 0.0) {
+            return Err(crate::Error::invalid(
+                "knowledge.hybrid_rrf_k must be a number ≥ 0",
+            ));
+        }
+        for (name, w) in [
+            ("knowledge.hybrid_keyword_weight", k.hybrid_keyword_weight),
+            ("knowledge.hybrid_semantic_weight", k.hybrid_semantic_weight),
+        ] {
+            if !(0.0..=100.0).contains(&w) {
+                return Err(crate::Error::invalid(format!(
+                    "{name} must be between 0 and 100"
+                )));
+            }
         }
         let url = self.effective_database_url();
         if !(url.starts_with("sqlite:")

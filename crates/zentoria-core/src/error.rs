@@ -27,8 +27,14 @@ pub enum Error {
     Unsupported(String),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
+    /// Something Zentoria depends on (the database, the disk) is not available; the details
+    /// go to the logs only, as they may name hosts.
     #[error("{0}")]
     Unavailable(String),
+    /// A model provider or other upstream service failed; the message names it and says
+    /// what it answered, and is shown to the caller.
+    #[error("{0}")]
+    Upstream(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -46,6 +52,7 @@ impl Error {
             Error::Unsupported(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable(_) => "unavailable",
+            Error::Upstream(_) => "upstream_error",
             Error::Internal(_) => "internal_error",
         }
     }

@@ -30,9 +30,6 @@ const TOKENIZER: &str = "zentoria_en";
 const WRITER_HEAP: usize = 64 * 1024 * 1024;
 /// Changes applied per commit at most.
 const SYNC_BATCH: i64 = 512;
-/// Applied changes older than this are pruned from the log, about once an hour.
-const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
-const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 #[derive(Clone, Copy)]
 struct Fields {
@@ -185,14 +182,7 @@ impl FullText {
     pub fn start(&self, every: Duration) -> tokio::task::JoinHandle<()> {
         let this = self.clone();
         tokio::spawn(async move {
-            let mut last_prune = std::time::Instant::now();
             loop {
-                if last_prune.elapsed() >= PRUNE_EVERY {
-                    last_prune = std::time::Instant::now();
-                    if let Err(e) = this.prune(CHANGE_RETENTION).await {
-                        tracing::warn!(error = %e, "pruning the change log failed");
-                    }
-                }
                 match this.sync().await {
                     Ok(true) => continue,
                     Ok(false) => {}
@@ -249,13 +239,14 @@ impl FullText {
         Ok(true)
     }
 
-    /// Drops changes this index applied more than `retention` ago (only the writer prunes).
-    pub async fn prune(&self, retention: Duration) -> Result<i64> {
+    /// Drops changes up to `through` (at most what this index applied) that are older than
+    /// `retention`; only the writer prunes.
+    pub async fn prune(&self, through: i64, retention: Duration) -> Result<i64> {
         if !self.is_writer() {
             return Ok(0);
         }
         let before = zentoria_core::time::now_ms() - retention.as_millis() as i64;
-        repo::prune_changes(&self.inner.db, self.applied(), before).await
+        repo::prune_changes(&self.inner.db, through.min(self.applied()), before).await
     }
 
     /// Rebuilds the whole index from the database; returns the chunks indexed.

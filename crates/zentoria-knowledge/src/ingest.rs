@@ -32,6 +32,8 @@ impl JobKind for Ingest {
 
 /// How long an ingestion waits for the index to take its chunks.
 const INDEX_WAIT: Duration = Duration::from_secs(120);
+/// Chunks embedded between progress reports (the embedder batches within).
+const EMBED_STEP: usize = 64;
 
 impl Knowledge {
     pub(crate) async fn ingest(&self, job: Ingest, ctx: JobContext) -> Result<(), JobError> {
@@ -85,7 +87,13 @@ impl Knowledge {
             .blocking(move || zentoria_extract::chunk(&doc, &opts))
             .await?;
 
-        let _ = ctx.progress(70, Some("indexing")).await;
+        let embedder = self.inner.embedder.clone();
+        let stage = if embedder.is_some() {
+            "embedding"
+        } else {
+            "indexing"
+        };
+        let _ = ctx.progress(50, Some(stage)).await;
         let rows: Vec<NewChunk> = chunks
             .iter()
             .enumerate()
@@ -99,22 +107,69 @@ impl Knowledge {
                 tokens: c.tokens as i32,
             })
             .collect();
+        let chunk_count = rows.len();
         let now = now_ms();
         let mut tx = self.inner.db.begin().await.map_err(transient)?;
-        repo::replace_chunks(&mut tx, file_id, &rows, pages, "indexing", now)
+        repo::replace_chunks(&mut tx, file_id, &rows, pages, stage, now)
             .await
             .map_err(transient)?;
-        let seq = repo::record_change(&mut tx, file_id, now)
+        // Indexes drop what they held for this file (a re-index) until it is searchable again.
+        let mut seq = repo::record_change(&mut tx, file_id, now)
             .await
             .map_err(transient)?;
         tx.commit().await.map_err(transient)?;
-        self.publish_status(file_id, "indexing", None).await;
+        self.publish_status(file_id, stage, None).await;
 
+        if let Some(embedder) = embedder {
+            let stored = repo::chunks_of_file(&self.inner.db, file_id)
+                .await
+                .map_err(transient)?;
+            let mut vectors = Vec::with_capacity(stored.len());
+            for (i, batch) in stored.chunks(EMBED_STEP).enumerate() {
+                if ctx.is_cancelled() {
+                    return Err(JobError::permanent("cancelled"));
+                }
+                let texts: Vec<String> = batch.iter().map(|c| c.text.clone()).collect();
+                let embedded = embedder.embed(&texts).await.map_err(embed_error)?;
+                vectors.extend(
+                    batch
+                        .iter()
+                        .zip(embedded)
+                        .map(|(c, v)| (c.id, crate::vectors::encode(&v))),
+                );
+                let done = ((i + 1) * EMBED_STEP).min(stored.len());
+                let pct = 50 + (40 * done / stored.len().max(1)) as u8;
+                let _ = ctx
+                    .progress(
+                        pct,
+                        Some(&format!("embedded {done} of {} chunks", stored.len())),
+                    )
+                    .await;
+            }
+            let now = now_ms();
+            let mut tx = self.inner.db.begin().await.map_err(transient)?;
+            repo::put_vectors(&mut tx, &embedder.id(), &vectors)
+                .await
+                .map_err(transient)?;
+            repo::set_status_in(&mut tx, file_id, "indexing", now)
+                .await
+                .map_err(transient)?;
+            seq = repo::record_change(&mut tx, file_id, now)
+                .await
+                .map_err(transient)?;
+            tx.commit().await.map_err(transient)?;
+            self.publish_status(file_id, "indexing", None).await;
+        }
+
+        let _ = ctx.progress(90, Some("indexing")).await;
         self.inner
             .fulltext
             .wait_for(seq, INDEX_WAIT)
             .await
             .map_err(transient)?;
+        if let Some(v) = &self.inner.vectors {
+            v.wait_for(seq, INDEX_WAIT).await.map_err(transient)?;
+        }
         self.set_status(file_id, "ready", None)
             .await
             .map_err(transient)?;
@@ -122,12 +177,12 @@ impl Knowledge {
         self.publish(
             "file.ready",
             Some(&file.owner_id),
-            serde_json::json!({"id": file_id, "name": file.name, "chunks": rows.len()}),
+            serde_json::json!({"id": file_id, "name": file.name, "chunks": chunk_count}),
         )
         .await;
         metrics::counter!("zentoria_files_ingested_total", "kind" => file.kind.clone())
             .increment(1);
-        metrics::counter!("zentoria_chunks_ingested_total").increment(rows.len() as u64);
+        metrics::counter!("zentoria_chunks_ingested_total").increment(chunk_count as u64);
         Ok(())
     }
 
@@ -201,4 +256,14 @@ impl Knowledge {
 
 fn transient(e: Error) -> JobError {
     JobError::transient(e)
+}
+
+/// A misconfigured embedder will not heal by retrying; an unreachable or failing one may.
+pub(crate) fn embed_error(e: zentoria_embed::EmbedError) -> JobError {
+    match e {
+        zentoria_embed::EmbedError::Config(_) | zentoria_embed::EmbedError::Invalid(_) => {
+            JobError::permanent(format!("embedding failed: {e}"))
+        }
+        _ => JobError::transient(format!("embedding failed: {e}")),
+    }
 }

@@ -4,15 +4,19 @@
 //! the file row and its `knowledge.ingest` job commit together, and the blob is moved into
 //! the content-addressed store before that commit. The job extracts text (PDF and DOCX in a
 //! resource-limited child process), chunks it, stores the chunks and records a change; the
-//! full-text index tails those changes. Every rule lives here: the HTTP handlers, the CLI and
+//! full-text index tails those changes. With an embedder configured, the job also embeds the
+//! chunks (vectors stored in the database) and the vector index tails the same changes;
+//! search then answers by meaning, or both ways fused. Every rule lives here: the HTTP handlers, the CLI and
 //! (later) MCP tools all call these functions.
 
 pub mod blobs;
 pub mod fulltext;
 mod ingest;
+mod reembed;
 pub mod sandbox;
 mod search;
 mod upload;
+pub mod vectors;
 pub mod views;
 
 use std::path::PathBuf;
@@ -30,8 +34,11 @@ use zentoria_store::repo::knowledge as repo;
 pub use blobs::Blobs;
 pub use fulltext::FullText;
 pub use ingest::Ingest;
+pub use reembed::Reembed;
 pub use upload::{Upload, UploadMeta};
+pub use vectors::Vectors;
 pub use views::*;
+pub use zentoria_embed::Embedder;
 
 /// Settings the composition root hands over.
 #[derive(Debug, Clone)]
@@ -45,6 +52,29 @@ pub struct KnowledgeSettings {
     /// The program run as `<program> __extract …` for sandboxed extraction.
     pub extractor: PathBuf,
     pub ingest_concurrency: usize,
+    /// Turns chunks and queries into vectors; `None`: keyword search only.
+    pub embedder: Option<Embedder>,
+    /// How hybrid search fuses its two rankings.
+    pub hybrid: HybridSettings,
+}
+
+/// Weighted reciprocal-rank fusion: a chunk scores `Σ weight / (rrf_k + rank)` over the
+/// rankings it appears in (rank from 1).
+#[derive(Debug, Clone, Copy)]
+pub struct HybridSettings {
+    pub rrf_k: f32,
+    pub keyword_weight: f32,
+    pub semantic_weight: f32,
+}
+
+impl Default for HybridSettings {
+    fn default() -> Self {
+        HybridSettings {
+            rrf_k: 60.0,
+            keyword_weight: 1.0,
+            semantic_weight: 1.0,
+        }
+    }
 }
 
 /// The knowledge service. Cheap to clone.
@@ -57,6 +87,9 @@ struct Inner {
     db: Db,
     blobs: Blobs,
     fulltext: FullText,
+    /// Present when an embedder is configured.
+    vectors: Option<Vectors>,
+    embedder: Option<Embedder>,
     queue: Queue,
     audit: AuditLog,
     events: EventBus,
@@ -64,6 +97,30 @@ struct Inner {
     /// Serialises "store blob + commit row" against "delete row + drop unused blob" in this
     /// process, so a blob is never removed while an upload of the same content commits.
     blob_lock: tokio::sync::Mutex<()>,
+}
+
+/// Applied changes older than this are pruned from the log, about once an hour.
+const CHANGE_RETENTION: Duration = Duration::from_secs(24 * 3600);
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// The background tasks that keep the indexes current.
+pub struct Indexer {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    vectors: Option<Vectors>,
+}
+
+impl Indexer {
+    /// Stops the tasks and saves the vector index, so a restart replays nothing.
+    pub async fn stop(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        if let Some(v) = self.vectors
+            && let Err(e) = v.save().await
+        {
+            tracing::warn!(error = %e, "saving the vector index at shutdown failed");
+        }
+    }
 }
 
 const MAX_TAGS: usize = 32;
@@ -80,11 +137,18 @@ impl Knowledge {
     ) -> Result<Knowledge> {
         let blobs = Blobs::local(&settings.data_dir)?;
         let fulltext = FullText::open(&settings.data_dir, db.clone())?;
+        let embedder = settings.embedder.clone();
+        let vectors = match &embedder {
+            Some(e) => Some(Vectors::open(&settings.data_dir, db.clone(), e.id())?),
+            None => None,
+        };
         Ok(Knowledge {
             inner: Arc::new(Inner {
                 db,
                 blobs,
                 fulltext,
+                vectors,
+                embedder,
                 queue,
                 audit,
                 events,
@@ -104,15 +168,98 @@ impl Knowledge {
                 async move { this.ingest(job, ctx).await }
             },
         );
+        let this = self.clone();
+        registry.register::<Reembed, _, _>(1, move |job, ctx| {
+            let this = this.clone();
+            async move { this.reembed(job, ctx).await }
+        });
     }
 
-    /// Keeps the full-text index in step with the database (until the task is aborted).
-    pub fn start_indexer(&self) -> tokio::task::JoinHandle<()> {
-        self.inner.fulltext.start(Duration::from_millis(500))
+    /// Keeps the indexes in step with the database, prunes the change log they share, and
+    /// queues a re-embedding when the embedder changed; [`Indexer::stop`] ends it all.
+    pub fn start_indexer(&self) -> Indexer {
+        let every = Duration::from_millis(500);
+        let mut tasks = vec![self.inner.fulltext.start(every)];
+        if let Some(v) = &self.inner.vectors {
+            tasks.push(v.start(every));
+        }
+        let this = self.clone();
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = this.reembed_if_needed().await {
+                tracing::warn!(error = %e, "checking for chunks to re-embed failed");
+            }
+            let mut tick = tokio::time::interval(PRUNE_EVERY);
+            loop {
+                tick.tick().await;
+                if let Err(e) = this.prune_changes(CHANGE_RETENTION).await {
+                    tracing::warn!(error = %e, "pruning the change log failed");
+                }
+            }
+        }));
+        Indexer {
+            tasks,
+            vectors: self.inner.vectors.clone(),
+        }
+    }
+
+    /// Drops changes every local index applied more than `retention` ago (only the process
+    /// maintaining the full-text index prunes); returns how far the log is pruned.
+    pub async fn prune_changes(&self, retention: Duration) -> Result<i64> {
+        let mut through = self.inner.fulltext.applied();
+        if let Some(v) = &self.inner.vectors {
+            through = through.min(v.applied());
+        }
+        self.inner.fulltext.prune(through, retention).await
     }
 
     pub fn fulltext(&self) -> &FullText {
         &self.inner.fulltext
+    }
+
+    /// The vector index, when an embedder is configured.
+    pub fn vectors(&self) -> Option<&Vectors> {
+        self.inner.vectors.as_ref()
+    }
+
+    pub fn embedder(&self) -> Option<&Embedder> {
+        self.inner.embedder.as_ref()
+    }
+
+    /// Brings every index up to date with the database now (for processes that do not run
+    /// [`Knowledge::start_indexer`], such as the CLI).
+    pub async fn catch_up(&self) -> Result<()> {
+        while self.inner.fulltext.sync().await? {}
+        if let Some(v) = &self.inner.vectors {
+            v.catch_up().await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuilds every index from the database: returns the chunks in the full-text index and
+    /// the vectors in the vector index (if an embedder is configured).
+    pub async fn rebuild_indexes(&self) -> Result<(usize, Option<usize>)> {
+        let chunks = self.inner.fulltext.rebuild().await?;
+        let vectors = match &self.inner.vectors {
+            Some(v) => {
+                let n = v.rebuild().await?;
+                if !v.save().await? {
+                    return Err(Error::Conflict(
+                        "another process holds the vector index; stop it (or rebuild there)".into(),
+                    ));
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        Ok((chunks, vectors))
+    }
+
+    /// Tells every index to look for changes now.
+    pub(crate) fn nudge(&self) {
+        self.inner.fulltext.nudge();
+        if let Some(v) = &self.inner.vectors {
+            v.nudge();
+        }
     }
 
     pub fn settings(&self) -> &KnowledgeSettings {
@@ -255,7 +402,7 @@ impl Knowledge {
         // Tags and collections are search filters: the index picks the change up.
         repo::record_change(&mut tx, id, now).await?;
         tx.commit().await?;
-        self.inner.fulltext.nudge();
+        self.nudge();
         self.audit(
             p,
             client,
@@ -498,7 +645,7 @@ impl Knowledge {
             repo::delete_collection(&mut tx, c).await?;
         }
         tx.commit().await?;
-        self.inner.fulltext.nudge();
+        self.nudge();
         for (id, sha) in files {
             if !repo::blob_in_use(&self.inner.db, sha).await? {
                 self.inner.blobs.delete(sha).await?;

@@ -1,5 +1,5 @@
-//! Search over the chunks a caller may see: BM25 keyword search today; semantic and hybrid
-//! modes need an embedder and say so when none is configured.
+//! Search over the chunks a caller may see: BM25 keyword search always; semantic (vector) and
+//! hybrid (both, fused by weighted reciprocal rank) when an embedder is configured.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,10 +9,24 @@ use zentoria_platform::Principal;
 use zentoria_store::repo::knowledge as repo;
 
 use crate::fulltext::KeywordQuery;
-use crate::{Citation, Knowledge, SearchHit, SearchMode, SearchRequest, SearchResponse};
+use crate::vectors::VectorQuery;
+use crate::{
+    Citation, HybridSettings, Knowledge, SearchHit, SearchMode, SearchRequest, SearchResponse,
+};
 
 const MAX_TOP_K: usize = 100;
 const MAX_QUERY_CHARS: usize = 4096;
+/// Hybrid search fuses this many candidates from each ranking (at least).
+const HYBRID_CANDIDATES: usize = 50;
+/// How long a search waits for the vector index to finish loading at startup.
+const LOAD_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+pub(crate) const NO_EMBEDDER: &str = "semantic and hybrid search need an embedder, and none is \
+    configured. Set knowledge.embedder (ZENTORIA_EMBEDDER) to \"local\" with \
+    knowledge.embedder_model pointing at a sentence-transformers model directory (config.json, \
+    tokenizer.json, model.safetensors), to \"ollama\" (model nomic-embed-text by default) or to \
+    \"openai\" for any OpenAI-compatible /v1/embeddings; see docs/KNOWLEDGE.md. Until then use \
+    mode \"keyword\".";
 
 impl Knowledge {
     pub async fn search(&self, p: &Principal, req: SearchRequest) -> Result<SearchResponse> {
@@ -40,28 +54,75 @@ impl Knowledge {
                 )));
             }
         }
-        if req.mode != SearchMode::Keyword {
-            return Err(Error::invalid(
-                "semantic and hybrid search need an embedder, and none is configured; \
-                 use mode \"keyword\" (embedders arrive with the knowledge.embedder setting)",
-            ));
-        }
+        let (vectors, embedder) = match (req.mode, &self.inner.vectors, &self.inner.embedder) {
+            (SearchMode::Keyword, _, _) => (None, None),
+            (_, Some(v), Some(e)) => (Some(v), Some(e)),
+            _ => return Err(Error::invalid(NO_EMBEDDER)),
+        };
+        let weights = self.weights(&req)?;
         let collection = match &req.collection {
             Some(c) => Some(self.resolve_collection(p, c).await?.id),
             None => None,
         };
-        let q = KeywordQuery {
-            text: query.to_owned(),
-            owner: (!p.is_admin()).then(|| p.user_id.clone()),
-            collection,
-            kinds: req.filters.kinds.clone(),
-            tags: req.filters.tags.clone(),
-            file_ids: req.filters.file_ids.clone(),
-            limit: top_k,
+        let owner = (!p.is_admin()).then(|| p.user_id.clone());
+        let candidates = match req.mode {
+            SearchMode::Hybrid => (top_k * 2).max(HYBRID_CANDIDATES),
+            _ => top_k,
         };
-        let ranked = self.inner.fulltext.search(q).await?;
+        let keyword = async {
+            if req.mode == SearchMode::Semantic {
+                return Ok(Vec::new());
+            }
+            self.inner
+                .fulltext
+                .search(KeywordQuery {
+                    text: query.to_owned(),
+                    owner: owner.clone(),
+                    collection: collection.clone(),
+                    kinds: req.filters.kinds.clone(),
+                    tags: req.filters.tags.clone(),
+                    file_ids: req.filters.file_ids.clone(),
+                    limit: candidates,
+                })
+                .await
+        };
+        let semantic = async {
+            let (Some(vectors), Some(embedder)) = (vectors, embedder) else {
+                return Ok(Vec::new());
+            };
+            vectors.wait_loaded(LOAD_WAIT).await?;
+            let vector = embedder
+                .embed(&[query.to_owned()])
+                .await
+                .map_err(|e| Error::Upstream(format!("embedding the query failed: {e}")))?
+                .pop()
+                .ok_or_else(|| Error::bug("the embedder returned no vector"))?;
+            vectors
+                .search(VectorQuery {
+                    vector,
+                    owner: owner.clone(),
+                    collection: collection.clone(),
+                    kinds: req.filters.kinds.clone(),
+                    tags: req.filters.tags.clone(),
+                    file_ids: req.filters.file_ids.clone(),
+                    limit: candidates,
+                })
+                .await
+        };
+        let (keyword, semantic) = tokio::join!(keyword, semantic);
+        let (keyword, semantic) = (keyword?, semantic?);
+        let ranked = match req.mode {
+            SearchMode::Keyword => keyword,
+            SearchMode::Semantic => semantic,
+            SearchMode::Hybrid => fuse(&keyword, &semantic, &weights, top_k),
+        };
         let hits = self.hydrate(&ranked).await?;
-        metrics::histogram!("zentoria_search_seconds", "mode" => "keyword")
+        let mode = match req.mode {
+            SearchMode::Keyword => "keyword",
+            SearchMode::Semantic => "semantic",
+            SearchMode::Hybrid => "hybrid",
+        };
+        metrics::histogram!("zentoria_search_seconds", "mode" => mode)
             .record(started.elapsed().as_secs_f64());
         Ok(SearchResponse {
             query: query.to_owned(),
@@ -71,6 +132,30 @@ impl Knowledge {
         })
     }
 
+    /// The fusion weights: the configured ones, overridden per request.
+    fn weights(&self, req: &SearchRequest) -> Result<HybridSettings> {
+        let mut w = self.inner.settings.hybrid;
+        if let Some(k) = req.keyword_weight {
+            w.keyword_weight = k;
+        }
+        if let Some(s) = req.semantic_weight {
+            w.semantic_weight = s;
+        }
+        for (name, v) in [
+            ("keyword_weight", w.keyword_weight),
+            ("semantic_weight", w.semantic_weight),
+        ] {
+            if !(0.0..=100.0).contains(&v) {
+                return Err(Error::invalid(format!("{name} must be between 0 and 100")));
+            }
+        }
+        if w.keyword_weight + w.semantic_weight <= 0.0 {
+            return Err(Error::invalid(
+                "keyword_weight and semantic_weight cannot both be 0",
+            ));
+        }
+        Ok(w)
+    }
     /// Turns ranked chunk ids into hits with their text, file and citation; chunks deleted
     /// since the index saw them are left out.
     async fn hydrate(&self, ranked: &[(i64, f32)]) -> Result<Vec<SearchHit>> {
@@ -109,5 +194,67 @@ impl Knowledge {
             });
         }
         Ok(hits)
+    }
+}
+
+/// Weighted reciprocal-rank fusion of two rankings (best first), cut to `top_k`.
+pub(crate) fn fuse(
+    keyword: &[(i64, f32)],
+    semantic: &[(i64, f32)],
+    w: &HybridSettings,
+    top_k: usize,
+) -> Vec<(i64, f32)> {
+    let mut scores: HashMap<i64, f32> = HashMap::new();
+    for (list, weight) in [(keyword, w.keyword_weight), (semantic, w.semantic_weight)] {
+        for (rank, (id, _)) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += weight / (w.rrf_k + rank as f32 + 1.0);
+        }
+    }
+    let mut fused: Vec<(i64, f32)> = scores.into_iter().filter(|(_, s)| *s > 0.0).collect();
+    // Ties broken by id, so equal inputs always give the same order.
+    fused.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    fused.truncate(top_k);
+    fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(v: &[(i64, f32)]) -> Vec<i64> {
+        v.iter().map(|(id, _)| *id).collect()
+    }
+
+    #[test]
+    fn fusion_rewards_agreement_and_respects_weights() {
+        let keyword = [(1, 9.0), (2, 8.0), (3, 7.0)];
+        let semantic = [(3, 0.9), (4, 0.8), (1, 0.7)];
+        let even = HybridSettings::default();
+        let fused = fuse(&keyword, &semantic, &even, 10);
+        // 1 and 3 appear in both lists and lead; 1 ranks higher on average.
+        assert_eq!(ids(&fused), vec![1, 3, 2, 4]);
+        let semantic_only = HybridSettings {
+            keyword_weight: 0.0,
+            ..even
+        };
+        assert_eq!(
+            ids(&fuse(&keyword, &semantic, &semantic_only, 10)),
+            vec![3, 4, 1]
+        );
+        assert_eq!(fuse(&keyword, &semantic, &even, 2).len(), 2);
+        assert!(fuse(&[], &[], &even, 5).is_empty());
+    }
+
+    #[test]
+    fn fused_scores_follow_the_formula() {
+        let w = HybridSettings {
+            rrf_k: 60.0,
+            keyword_weight: 2.0,
+            semantic_weight: 1.0,
+        };
+        let fused = fuse(&[(7, 1.0)], &[(8, 1.0), (7, 0.5)], &w, 10);
+        assert_eq!(fused[0].0, 7);
+        assert!((fused[0].1 - (2.0 / 61.0 + 1.0 / 62.0)).abs() < 1e-6);
+        assert!((fused[1].1 - 1.0 / 61.0).abs() < 1e-6);
     }
 }

@@ -175,6 +175,11 @@ pub struct SearchRequest {
     pub mode: SearchMode,
     #[serde(default)]
     pub filters: SearchFilters,
+    /// Hybrid only: the keyword ranking's weight in the fusion (default
+    /// `knowledge.hybrid_keyword_weight`, 1).
+    pub keyword_weight: Option<f32>,
+    /// Hybrid only: the semantic ranking's weight (default `knowledge.hybrid_semantic_weight`, 1).
+    pub semantic_weight: Option<f32>,
 }
 
 /// Where a hit's text sits in its file.

@@ -253,7 +253,7 @@ fn main() {
         }
 
         for (label, modulo) in [("10%", 10u64), ("1%", 100)] {
-            let allow = move |id: u64| id % modulo == 0;
+            let allow = move |id: u64| id.is_multiple_of(modulo);
             let t = ground_truth(&data, &queries, &allow);
             let f =
                 move |ix: &VectorIndex, q: &[f32]| ix.search(q, K, Some(&allow)).expect("search");

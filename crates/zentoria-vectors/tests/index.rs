@@ -194,7 +194,7 @@ fn filtered_search_only_allowed_and_full_k() {
     // Selectivities 50 % and 10 % (graph search), 2.5 %, 1 %, 0.1 % and
     // exactly 7 ids (exact scan).
     for modulo in [2u64, 10, 40, 100, 1000, 20_000 / 7 + 1] {
-        let allow = move |id: u64| id % modulo == 0;
+        let allow = move |id: u64| id.is_multiple_of(modulo);
         let admitted = data.iter().filter(|(id, _)| allow(*id)).count();
         let mut overlap = 0;
         for p in &probes {
@@ -230,7 +230,7 @@ fn search_among_is_exact() {
     let q = Rng(99).unit_vector(dim);
     let subset: Vec<u64> = (0..2_000).step_by(37).chain([5, 5, 999_999]).collect();
     let res = index.search_among(&q, 10, &subset).unwrap();
-    let allow = |id: u64| id % 37 == 0 || id == 5;
+    let allow = |id: u64| id.is_multiple_of(37) || id == 5;
     let exact = index.search_exact(&q, 10, Some(&allow)).unwrap();
     assert_eq!(res, exact);
     assert!(index.search_among(&q, 10, &[]).unwrap().is_empty());
@@ -453,7 +453,7 @@ fn panicking_filter_is_an_error_not_an_abort() {
     let mut index = VectorIndex::create(dim).unwrap();
     index.upsert_batch(&dataset(4, 5_000, dim)).unwrap();
     let bad = |id: u64| {
-        if id % 3 == 0 {
+        if id.is_multiple_of(3) {
             panic!("boom");
         }
         true

@@ -143,6 +143,34 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.knowledge.ingest_concurrency = num(&v)?;
         Ok(())
     }),
+    ("ZENTORIA_EMBEDDER", false, |c, v| {
+        c.knowledge.embedder = v;
+        Ok(())
+    }),
+    ("ZENTORIA_EMBEDDER_MODEL", false, |c, v| {
+        c.knowledge.embedder_model = v;
+        Ok(())
+    }),
+    ("ZENTORIA_EMBEDDER_URL", false, |c, v| {
+        c.knowledge.embedder_url = v;
+        Ok(())
+    }),
+    ("ZENTORIA_EMBEDDER_API_KEY", true, |c, v| {
+        c.knowledge.embedder_api_key = v;
+        Ok(())
+    }),
+    ("ZENTORIA_EMBEDDER_BATCH", false, |c, v| {
+        c.knowledge.embedder_batch = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_HYBRID_KEYWORD_WEIGHT", false, |c, v| {
+        c.knowledge.hybrid_keyword_weight = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_HYBRID_SEMANTIC_WEIGHT", false, |c, v| {
+        c.knowledge.hybrid_semantic_weight = num(&v)?;
+        Ok(())
+    }),
     ("ZENTORIA_LOG_FORMAT", false, |c, v| {
         c.log.format = v;
         Ok(())
@@ -154,7 +182,11 @@ const ENV: &[(&str, bool, Setter)] = &[
 ];
 
 /// Variables that are read elsewhere (the config path) or by the test suite, not settings.
-const ALSO_KNOWN: &[&str] = &["ZENTORIA_CONFIG", "ZENTORIA_TEST_DATABASE_URL"];
+const ALSO_KNOWN: &[&str] = &[
+    "ZENTORIA_CONFIG",
+    "ZENTORIA_TEST_DATABASE_URL",
+    "ZENTORIA_TEST_MODEL_DIR",
+];
 
 fn num<T: std::str::FromStr>(v: &str) -> anyhow::Result<T> {
     v.trim()

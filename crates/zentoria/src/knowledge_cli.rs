@@ -150,7 +150,7 @@ pub async fn ingest(
         if let Some(w) = workers {
             w.shutdown().await;
         }
-        indexer.abort();
+        indexer.stop().await;
         services.close().await;
     }
     Ok(summary(&reports, &failed, args.no_wait))
@@ -348,14 +348,16 @@ pub async fn search(
         )?;
         let services = Services::open(config).await?;
         let p = local_principal(&services, user).await?;
-        // Bring the index up to date first (a server may have ingested since).
-        while services.knowledge.fulltext().sync().await? {}
+        // Bring the indexes up to date first (a server may have ingested since).
+        services.knowledge.catch_up().await?;
         let req = SearchRequest {
             query: args.query.clone(),
             collection: args.collection.clone(),
             top_k: Some(args.top_k),
             mode,
             filters: Default::default(),
+            keyword_weight: None,
+            semantic_weight: None,
         };
         let out = services.knowledge.search(&p, req).await;
         services.close().await;
@@ -410,13 +412,16 @@ pub async fn search(
 pub async fn reindex(config: zentoria_core::config::Config) -> anyhow::Result<ExitCode> {
     let services = Services::open(config).await?;
     let started = Instant::now();
-    let result = services.knowledge.fulltext().rebuild().await;
+    let result = services.knowledge.rebuild_indexes().await;
     services.close().await;
-    let chunks = result?;
+    let (chunks, vectors) = result?;
     println!(
         "full-text index rebuilt from the database: {chunks} chunks in {:.1} s",
         started.elapsed().as_secs_f64()
     );
+    if let Some(n) = vectors {
+        println!("vector index rebuilt from the stored vectors: {n} vectors");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -192,7 +192,7 @@ pub async fn serve(
         w.shutdown().await;
     }
     watcher.abort();
-    indexer.abort();
+    indexer.stop().await;
     services.close().await;
     Ok(())
 }
@@ -212,7 +212,64 @@ fn knowledge_settings(c: &Config) -> anyhow::Result<zentoria_knowledge::Knowledg
         extract_memory_mb: c.knowledge.extract_memory_mb,
         extractor,
         ingest_concurrency: c.knowledge.ingest_concurrency,
+        embedder: embedder(c)?,
+        hybrid: zentoria_knowledge::HybridSettings {
+            rrf_k: c.knowledge.hybrid_rrf_k,
+            keyword_weight: c.knowledge.hybrid_keyword_weight,
+            semantic_weight: c.knowledge.hybrid_semantic_weight,
+        },
     })
+}
+
+/// The configured embedder (loading a local model now, so a bad one stops startup).
+fn embedder(c: &Config) -> anyhow::Result<Option<zentoria_knowledge::Embedder>> {
+    use zentoria_embed::{LocalBert, LocalOptions, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+    let k = &c.knowledge;
+    let or = |v: &str, default: &str| {
+        if v.trim().is_empty() {
+            default.to_owned()
+        } else {
+            v.trim().to_owned()
+        }
+    };
+    let remote = RemoteOptions {
+        batch_size: k.embedder_batch,
+        ..RemoteOptions::default()
+    };
+    let e = match k.embedder.as_str() {
+        "" => return Ok(None),
+        "local" => {
+            let started = std::time::Instant::now();
+            let model = LocalBert::load_with(
+                std::path::Path::new(k.embedder_model.trim()),
+                LocalOptions {
+                    batch_size: Some(k.embedder_batch),
+                    ..LocalOptions::default()
+                },
+            )
+            .context("knowledge.embedder_model")?;
+            tracing::info!(model = %model.id(), dimension = model.dimension(), ms = started.elapsed().as_millis() as u64, "embedding model loaded");
+            model.into()
+        }
+        "ollama" => OllamaEmbedder::new(
+            &or(&k.embedder_url, OllamaEmbedder::DEFAULT_BASE_URL),
+            &or(&k.embedder_model, OllamaEmbedder::DEFAULT_MODEL),
+            remote,
+        )?
+        .into(),
+        "openai" => {
+            let key = (!k.embedder_api_key.is_empty()).then_some(k.embedder_api_key.as_str());
+            OpenAiEmbedder::new(
+                &or(&k.embedder_url, OpenAiEmbedder::DEFAULT_BASE_URL),
+                key,
+                &or(&k.embedder_model, "text-embedding-3-small"),
+                remote,
+            )?
+            .into()
+        }
+        other => anyhow::bail!("knowledge.embedder: unknown embedder {other:?}"),
+    };
+    Ok(Some(e))
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -320,6 +320,20 @@ pub async fn set_status(
     .map_err(db_err)
 }
 
+/// Sets a file's status (clearing its error) inside a transaction.
+pub async fn set_status_in(tx: &mut Tx, id: &str, status: &str, now: i64) -> Result<()> {
+    on_tx!(tx, t => sqlx::query(
+        "UPDATE files SET status = $1, error = NULL, updated_at = $2 WHERE id = $3",
+    )
+    .bind(status)
+    .bind(now)
+    .bind(id)
+    .execute(&mut **t)
+    .await
+    .map(|_| ()))
+    .map_err(db_err)
+}
+
 /// Puts the file back to `queued` (for a re-index), inside the transaction that enqueues it.
 pub async fn requeue(tx: &mut Tx, id: &str, now: i64) -> Result<()> {
     on_tx!(tx, t => sqlx::query(
@@ -591,5 +605,112 @@ pub async fn pruned_through(db: &Db) -> Result<i64> {
     .fetch_optional(pool)
     .await)
     .map(|v| v.unwrap_or(0))
+    .map_err(db_err)
+}
+
+// ---- vectors ------------------------------------------------------------------------------------
+
+/// Rows per multi-row insert of vectors (three parameters each).
+const VECTOR_BATCH: usize = 256;
+
+/// Stores chunk embeddings made by `embedder` (little-endian f32 bytes), replacing whatever
+/// each chunk had before.
+pub async fn put_vectors(tx: &mut Tx, embedder: &str, vectors: &[(i64, Vec<u8>)]) -> Result<()> {
+    on_tx!(tx, t => async {
+        for batch in vectors.chunks(VECTOR_BATCH) {
+            let mut b = sqlx::QueryBuilder::new("INSERT INTO chunk_vectors (chunk_id, embedder, vector) ");
+            b.push_values(batch, |mut row, (id, v)| {
+                row.push_bind(*id).push_bind(embedder).push_bind(v.as_slice());
+            });
+            b.push(
+                " ON CONFLICT (chunk_id) DO UPDATE SET embedder = excluded.embedder, vector = excluded.vector",
+            );
+            b.build().execute(&mut **t).await?;
+        }
+        Ok::<_, sqlx::Error>(())
+    }.await)
+    .map_err(db_err)
+}
+
+/// `(chunk id, file id, vector bytes)` of the given files' chunks embedded by `embedder`.
+pub async fn vectors_of_files(
+    db: &Db,
+    embedder: &str,
+    file_ids: &[String],
+) -> Result<Vec<(i64, String, Vec<u8>)>> {
+    if file_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT v.chunk_id, c.file_id, v.vector FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id
+         WHERE v.embedder = $1 AND c.file_id IN ({}) ORDER BY v.chunk_id",
+        placeholders(2, file_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, (i64, String, Vec<u8>)>(&sql).bind(embedder);
+        for id in file_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(pool).await
+    })
+    .map_err(db_err)
+}
+
+/// Chunks of ready files that have no vector from `embedder` yet, as `(chunk id, file id,
+/// text)`, oldest first.
+pub async fn chunks_without_vectors(
+    db: &Db,
+    embedder: &str,
+    limit: i64,
+) -> Result<Vec<(i64, String, String)>> {
+    on_db!(db, pool => sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT c.id, c.file_id, c.text FROM chunks c
+         JOIN files f ON f.id = c.file_id
+         LEFT JOIN chunk_vectors v ON v.chunk_id = c.id AND v.embedder = $1
+         WHERE f.status = 'ready' AND v.chunk_id IS NULL
+         ORDER BY c.id LIMIT $2",
+    )
+    .bind(embedder)
+    .bind(limit)
+    .fetch_all(pool)
+    .await)
+    .map_err(db_err)
+}
+
+/// How many chunks of ready files have no vector from `embedder`.
+pub async fn count_chunks_without_vectors(db: &Db, embedder: &str) -> Result<i64> {
+    on_db!(db, pool => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM chunks c
+         JOIN files f ON f.id = c.file_id
+         LEFT JOIN chunk_vectors v ON v.chunk_id = c.id AND v.embedder = $1
+         WHERE f.status = 'ready' AND v.chunk_id IS NULL",
+    )
+    .bind(embedder)
+    .fetch_one(pool)
+    .await)
+    .map_err(db_err)
+}
+
+/// `(chunk id, file id)` of the given files' chunks that have a vector from `embedder`.
+pub async fn vector_ids_of_files(
+    db: &Db,
+    embedder: &str,
+    file_ids: &[String],
+) -> Result<Vec<(i64, String)>> {
+    if file_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT v.chunk_id, c.file_id FROM chunk_vectors v JOIN chunks c ON c.id = v.chunk_id
+         WHERE v.embedder = $1 AND c.file_id IN ({})",
+        placeholders(2, file_ids.len())
+    );
+    on_db!(db, pool => {
+        let mut q = sqlx::query_as::<_, (i64, String)>(&sql).bind(embedder);
+        for id in file_ids {
+            q = q.bind(id);
+        }
+        q.fetch_all(pool).await
+    })
     .map_err(db_err)
 }

@@ -110,6 +110,57 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// The configuration every test server starts from (quick job timings, the test binary as
+/// the extractor).
+fn test_config(test_db: &TestDb) -> Config {
+    let mut config = Config {
+        data_dir: test_db.data_dir(),
+        database_url: test_db.url.clone(),
+        ..Config::default()
+    };
+    config.log.level = "warn".into();
+    config.http.rate_limit_per_minute = 100_000;
+    config.http.rate_limit_burst = 10_000;
+    config.jobs.poll_interval = "50ms".into();
+    config.jobs.lease = "1s".into();
+    config.jobs.retry_base = "10ms".into();
+    config.jobs.shutdown_grace = "2s".into();
+    config.knowledge.extractor = env!("CARGO_BIN_EXE_zentoria").into();
+    config
+}
+
+/// A server serving on a fresh port.
+struct Running {
+    url: String,
+    db: zentoria_store::Db,
+    platform: zentoria_platform::Platform,
+    jobs: zentoria_jobs::Jobs,
+    shutdown: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn launch(services: Services) -> Running {
+        let jobs = services.jobs.clone();
+        let platform = services.platform.clone();
+        let db = services.db.clone();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(zentoria::serve(services, listener, async move {
+            let _ = rx.await;
+        }));
+        Running {
+            url,
+            db,
+            platform,
+            jobs,
+            shutdown: tx,
+            task,
+        }
+    }
+}
+
 /// A running server with an admin user and an admin key.
 pub struct TestServer {
     pub url: String,
@@ -139,26 +190,12 @@ impl TestServer {
         registry: zentoria_jobs::Registry,
     ) -> TestServer {
         let test_db = TestDb::new().await;
-        let mut config = Config {
-            data_dir: test_db.data_dir(),
-            database_url: test_db.url.clone(),
-            ..Config::default()
-        };
-        config.log.level = "warn".into();
-        config.http.rate_limit_per_minute = 100_000;
-        config.http.rate_limit_burst = 10_000;
-        config.jobs.poll_interval = "50ms".into();
-        config.jobs.lease = "1s".into();
-        config.jobs.retry_base = "10ms".into();
-        config.jobs.shutdown_grace = "2s".into();
-        config.knowledge.extractor = env!("CARGO_BIN_EXE_zentoria").into();
+        let mut config = test_config(&test_db);
         tweak(&mut config);
         let services = Services::open_with(config, registry)
             .await
             .expect("services open");
-        let jobs = services.jobs.clone();
         let platform = services.platform.clone();
-        let db = services.db.clone();
         let admin = platform
             .create_user(
                 ADMIN,
@@ -184,25 +221,50 @@ impl TestServer {
             .await
             .expect("admin key")
             .key;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(zentoria::serve(services, listener, async move {
-            let _ = rx.await;
-        }));
+        let running = Running::launch(services).await;
         TestServer {
-            url,
+            url: running.url,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
             admin_key,
-            db,
-            platform,
-            jobs,
-            shutdown: Some(tx),
-            task: Some(task),
+            db: running.db,
+            platform: running.platform,
+            jobs: running.jobs,
+            shutdown: Some(running.shutdown),
+            task: Some(running.task),
             test_db,
+        }
+    }
+
+    /// Stops the server gracefully and starts a new one on the same database and data dir,
+    /// with the test configuration changed by `tweak` (the admin key stays valid).
+    pub async fn restart_with(&mut self, tweak: impl FnOnce(&mut Config)) {
+        self.stop_running().await;
+        let mut config = test_config(&self.test_db);
+        tweak(&mut config);
+        let services = Services::open_with(config, zentoria::builtin_jobs())
+            .await
+            .expect("services open");
+        let running = Running::launch(services).await;
+        self.url = running.url;
+        self.db = running.db;
+        self.platform = running.platform;
+        self.jobs = running.jobs;
+        self.shutdown = Some(running.shutdown);
+        self.task = Some(running.task);
+    }
+
+    /// Stops the server gracefully, keeping its database and data dir for `restart_with`.
+    pub async fn stop_running(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await
+                .expect("server task")
+                .expect("server ran cleanly");
         }
     }
 
@@ -212,14 +274,7 @@ impl TestServer {
 
     /// Stops the server gracefully and waits for it (audit flushed, database closed).
     pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            task.await
-                .expect("server task")
-                .expect("server ran cleanly");
-        }
+        self.stop_running().await;
     }
 
     /// Creates a user with the given role (password `password-<name>`).

@@ -12,3 +12,5 @@ mod http;
 mod jobs;
 mod keys;
 mod routes;
+mod semantic;
+mod upstream;
