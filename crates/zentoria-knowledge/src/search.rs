@@ -9,7 +9,7 @@ use zentoria_platform::Principal;
 use zentoria_store::repo::knowledge as repo;
 
 use crate::fulltext::KeywordQuery;
-use crate::vectors::VectorQuery;
+use crate::vectors::{VectorQuery, Vectors};
 use crate::{
     Citation, HybridSettings, Knowledge, SearchHit, SearchMode, SearchRequest, SearchResponse,
 };
@@ -60,6 +60,24 @@ impl Knowledge {
             _ => return Err(Error::invalid(NO_EMBEDDER)),
         };
         let weights = self.weights(&req)?;
+        if let Some(v) = &req.vector {
+            if req.mode == SearchMode::Keyword {
+                return Err(Error::invalid(
+                    "vector is for semantic and hybrid search; keyword search takes the query only",
+                ));
+            }
+            if v.is_empty() || v.len() > 8192 || v.iter().any(|x| !x.is_finite()) {
+                return Err(Error::invalid("vector must hold 1 to 8192 finite numbers"));
+            }
+            let dim = vectors.map_or(0, Vectors::dimension);
+            if dim != 0 && v.len() != dim {
+                return Err(Error::invalid(format!(
+                    "vector has {} dimensions; the embedder {} makes {dim}",
+                    v.len(),
+                    vectors.map_or("", Vectors::embedder)
+                )));
+            }
+        }
         let collection = match &req.collection {
             Some(c) => Some(self.resolve_collection(p, c).await?.id),
             None => None,
@@ -91,12 +109,15 @@ impl Knowledge {
                 return Ok(Vec::new());
             };
             vectors.wait_loaded(LOAD_WAIT).await?;
-            let vector = embedder
-                .embed(&[query.to_owned()])
-                .await
-                .map_err(|e| Error::Upstream(format!("embedding the query failed: {e}")))?
-                .pop()
-                .ok_or_else(|| Error::bug("the embedder returned no vector"))?;
+            let vector = match &req.vector {
+                Some(v) => v.clone(),
+                None => embedder
+                    .embed(&[query.to_owned()])
+                    .await
+                    .map_err(|e| Error::Upstream(format!("embedding the query failed: {e}")))?
+                    .pop()
+                    .ok_or_else(|| Error::bug("the embedder returned no vector"))?,
+            };
             vectors
                 .search(VectorQuery {
                     vector,

@@ -213,6 +213,15 @@ impl Vectors {
         self.len() == 0
     }
 
+    /// The dimension of the indexed vectors (0 while the index is empty).
+    pub fn dimension(&self) -> usize {
+        self.inner
+            .state
+            .read()
+            .map(|s| s.index.as_ref().map_or(0, VectorIndex::dim))
+            .unwrap_or(0)
+    }
+
     pub fn nudge(&self) {
         self.inner.wake.notify_one();
     }

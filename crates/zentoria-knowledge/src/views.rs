@@ -180,6 +180,9 @@ pub struct SearchRequest {
     pub keyword_weight: Option<f32>,
     /// Hybrid only: the semantic ranking's weight (default `knowledge.hybrid_semantic_weight`, 1).
     pub semantic_weight: Option<f32>,
+    /// Semantic and hybrid: the query's embedding, when the caller made it with the configured
+    /// embedder (the server then does not embed `query`; keyword matching still uses it).
+    pub vector: Option<Vec<f32>>,
 }
 
 /// Where a hit's text sits in its file.

@@ -358,6 +358,7 @@ pub async fn search(
             filters: Default::default(),
             keyword_weight: None,
             semantic_weight: None,
+            vector: None,
         };
         let out = services.knowledge.search(&p, req).await;
         services.close().await;

@@ -251,6 +251,26 @@ async fn remote_embedders_store_vectors_that_survive_restarts_without_re_embeddi
         .unwrap();
     assert_eq!(jobs[0]["status"], "succeeded", "{jobs}");
 
+    // A caller may bring the query's embedding: nothing is embedded for it then.
+    let before = up.texts();
+    let v = crate::upstream::bag_of_words("cats purr garden");
+    let hits = search(
+        &s,
+        &key,
+        json!({"query": "cats purr garden", "mode": "hybrid", "vector": v}),
+    )
+    .await;
+    assert_eq!(names(&hits), vec!["cats.md"]);
+    assert_eq!(up.texts(), before, "a given vector is not embedded again");
+    for bad in [
+        json!({"query": "x", "mode": "semantic", "vector": [1.0, 2.0]}),
+        json!({"query": "x", "mode": "semantic", "vector": []}),
+        json!({"query": "x", "mode": "keyword", "vector": v}),
+    ] {
+        let r = s.post("/api/v1/search", Some(&key), &bad).await;
+        assert_error(r, 400, "invalid_request").await;
+    }
+
     // A restart loads the saved index: nothing is embedded again but the queries.
     let embedded = up.texts();
     s.restart_with(openai(&up.url)).await;
