@@ -13,7 +13,7 @@ For each scale (default 10k and 100k chunks):
   chunked, stored, vectors stored, BM25 and HNSW indexes updated);
 * ChromaDB (`chroma run`, its own server process, persistent dir) gets the same texts and
   vectors with `collection.add` in batches of 1,000 (cosine space) over its HTTP client;
-* 1,000 queries (vectors near random centres, texts from other sentences), one at a time:
+* once each server is idle again (background merges and saves done), 1,000 queries (vectors near random centres, texts from other sentences), one at a time:
   Zentoria `semantic` and `hybrid` with the query vector supplied (`"vector"`), ChromaDB
   `query(query_embeddings=…, n_results=10)`. Latency is measured by the client, round trip
   included; recall@10 against exact search (numpy) for both;
@@ -79,6 +79,25 @@ def tree_rss_mb(pid):
     return total
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a process and its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(pid, timeout=120):
+    """Waits until the server is idle (background merges, snapshot saves done), so queries are
+    timed on their own, the same way for both engines."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        before = cpu_seconds(pid)
+        time.sleep(1)
+        if cpu_seconds(pid) - before < 0.05:
+            return
+    print(f"warning: process {pid} still busy after {timeout} s", file=sys.stderr)
+
+
 def unit(v):
     return (v / np.linalg.norm(v, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -97,8 +116,9 @@ def make_data(n, sentences, rng):
 class FakeEmbeddings(http.server.BaseHTTPRequestHandler):
     """OpenAI `/v1/embeddings`, answering each input with the vector its marker names."""
 
-    vectors = None
-    qvectors = None
+    vectors_json = None
+    qvectors_json = None
+    fallback = json.dumps([1.0] + [0.0] * (DIM - 1))
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *a):
@@ -107,18 +127,19 @@ class FakeEmbeddings(http.server.BaseHTTPRequestHandler):
     def do_POST(self):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        # Vectors are serialised once, before the clock starts, so this Python fake costs the
+        # pipeline as little as possible.
         data = []
         for i, text in enumerate(inputs):
             m = MARK.search(text)
             if m is None:
-                vec = np.zeros(DIM, dtype=np.float32)
-                vec[0] = 1.0
+                vec = self.fallback
             else:
-                table = self.vectors if m.group(1) == "c" else self.qvectors
+                table = self.vectors_json if m.group(1) == "c" else self.qvectors_json
                 vec = table[int(m.group(2))]
-            data.append({"object": "embedding", "index": i, "embedding": vec.tolist()})
-        out = json.dumps({"object": "list", "data": data, "model": body["model"],
-                          "usage": {"prompt_tokens": 0, "total_tokens": 0}}).encode()
+            data.append('{"object":"embedding","index":%d,"embedding":%s}' % (i, vec))
+        out = ('{"object":"list","data":[%s],"model":%s,"usage":{"prompt_tokens":0,"total_tokens":0}}'
+               % (",".join(data), json.dumps(body["model"]))).encode()
         self.send_response(200)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(out)))
@@ -187,7 +208,7 @@ def bench_zentoria(exe, n, texts, vectors, qtexts, qvectors, truth, fake_url, wo
            "ZENTORIA_EMBEDDER_URL": fake_url,
            "ZENTORIA_EMBEDDER_MODEL": "bench-384",
            "ZENTORIA_EMBEDDER_BATCH": "256",
-           "ZENTORIA_INGEST_CONCURRENCY": "4",
+           "ZENTORIA_INGEST_CONCURRENCY": os.environ.get("BENCH_INGEST_CONCURRENCY", "4"),
            "ZENTORIA_CHUNK_TOKENS": "512"}
     for k in ("ZENTORIA_DATABASE_URL", "ZENTORIA_CONFIG"):
         env.pop(k, None)
@@ -221,9 +242,13 @@ def bench_zentoria(exe, n, texts, vectors, qtexts, qvectors, truth, fake_url, wo
                 sys.exit(f"zentoria failed a file: {failed['files'][0]}")
             time.sleep(0.2)
         ingest_s = time.perf_counter() - t0
-        chunks = sum(f["chunk_count"] for f in request("GET", f"{url}/api/v1/files?limit=500", key)["files"])
-        assert chunks == min(n, 500 * PER_FILE), f"expected one chunk per section, got {chunks}"
+        listed = request("GET", f"{url}/api/v1/files?limit=500", key)["files"]
+        chunks = sum(f["chunk_count"] for f in listed)
+        expect = len(listed) * PER_FILE
+        # One chunk per section, give or take a sentence the chunker splits.
+        assert expect <= chunks <= expect * 1.01, f"expected about {expect} chunks, got {chunks}"
         rss_ingest = rss_mb(proc.pid)
+        settle(proc.pid)
         out = {"ingest_seconds": round(ingest_s, 2), "ingest_chunks_per_s": round(n / ingest_s),
                "rss_mb_after_ingest": round(rss_ingest, 1)}
         for mode in ("semantic", "hybrid"):
@@ -235,7 +260,8 @@ def bench_zentoria(exe, n, texts, vectors, qtexts, qvectors, truth, fake_url, wo
                 lat.append((time.perf_counter() - t) * 1000)
                 server.append(res["took_ms"])
                 if mode == "semantic":
-                    got = {int(MARK.search(h["text"]).group(2)) for h in res["hits"]}
+                    marks = (MARK.search(h["text"]) for h in res["hits"])
+                    got = {int(m.group(2)) for m in marks if m}
                     recall.append(len(got & truth[i]) / 10)
             out[mode] = {"p50_ms": round(percentile(lat, 0.5), 2), "p99_ms": round(percentile(lat, 0.99), 2),
                          "server_p50_ms": round(percentile(server, 0.5), 2),
@@ -269,6 +295,7 @@ def bench_chroma(n, texts, vectors, qvectors, truth, work):
         ingest_s = time.perf_counter() - t0
         out = {"ingest_seconds": round(ingest_s, 2), "ingest_chunks_per_s": round(n / ingest_s),
                "rss_mb_after_ingest": round(tree_rss_mb(proc.pid), 1)}
+        settle(proc.pid)
         lat, recall = [], []
         for i in range(QUERIES):
             t = time.perf_counter()
@@ -303,7 +330,8 @@ def main():
     for n in [int(s) for s in args.scales.split(",")]:
         texts, vectors, qtexts, qvectors = make_data(n, sentences, rng)
         truth = [exact_top(vectors, q) for q in qvectors]
-        FakeEmbeddings.vectors, FakeEmbeddings.qvectors = vectors, qvectors
+        FakeEmbeddings.vectors_json = [json.dumps(v) for v in vectors.tolist()]
+        FakeEmbeddings.qvectors_json = [json.dumps(v) for v in qvectors.tolist()]
         fake = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FakeEmbeddings)
         threading.Thread(target=fake.serve_forever, daemon=True).start()
         work = tempfile.mkdtemp(prefix="zentoria-vbench-")

@@ -113,10 +113,15 @@ impl Knowledge {
         repo::replace_chunks(&mut tx, file_id, &rows, pages, stage, now)
             .await
             .map_err(transient)?;
-        // Indexes drop what they held for this file (a re-index) until it is searchable again.
-        let mut seq = repo::record_change(&mut tx, file_id, now)
-            .await
-            .map_err(transient)?;
+        // Without an embedder this change makes the chunks searchable. With one, it makes the
+        // indexes drop what they held for a file indexed before (a re-index) until its new
+        // chunks are embedded; a file never indexed needs no such change (and no index commit).
+        let mut seq = 0;
+        if stage == "indexing" || file.chunk_count > 0 {
+            seq = repo::record_change(&mut tx, file_id, now)
+                .await
+                .map_err(transient)?;
+        }
         tx.commit().await.map_err(transient)?;
         self.publish_status(file_id, stage, None).await;
 

@@ -88,29 +88,45 @@ impl State {
         Ok(())
     }
 
-    fn add_file(&mut self, meta: Arc<FileMeta>, vectors: Vec<(u64, Vec<f32>)>) -> Result<()> {
-        if vectors.is_empty() {
+    /// Adds files' vectors in one batch, which the engine spreads over its threads.
+    fn add_files(&mut self, files: Vec<FileVectors>) -> Result<()> {
+        let Some(dim) = files
+            .iter()
+            .find_map(|f| f.vectors.first().map(|(_, v)| v.len()))
+        else {
             return Ok(());
+        };
+        if let Some(bad) = files
+            .iter()
+            .find(|f| f.vectors.iter().any(|(_, v)| v.len() != dim))
+        {
+            return Err(Error::internal(format!(
+                "file {} has vectors of different dimensions; run `zentoria reindex` after \
+                 changing the embedder",
+                bad.meta.id
+            )));
         }
-        let dim = vectors[0].1.len();
         let index = match &mut self.index {
             Some(i) if i.dim() == dim => i,
             Some(i) => {
                 return Err(Error::internal(format!(
-                    "file {} has {dim}-dimensional vectors and the index {}; \
-                     run `zentoria reindex` after changing the embedder",
-                    meta.id,
+                    "the stored vectors have {dim} dimensions and the index {}; run `zentoria \
+                     reindex` after changing the embedder",
                     i.dim()
                 )));
             }
             slot => slot.insert(VectorIndex::create(dim).map_err(vec_err)?),
         };
-        index.upsert_batch(&vectors).map_err(vec_err)?;
-        let ids: Vec<u64> = vectors.iter().map(|(id, _)| *id).collect();
-        for id in &ids {
-            self.chunk_file.insert(*id, meta.clone());
+        let mut batch = Vec::with_capacity(files.iter().map(|f| f.vectors.len()).sum());
+        for f in files {
+            let ids: Vec<u64> = f.vectors.iter().map(|(id, _)| *id).collect();
+            for id in &ids {
+                self.chunk_file.insert(*id, f.meta.clone());
+            }
+            self.file_chunks.insert(f.meta.id.clone(), ids);
+            batch.extend(f.vectors);
         }
-        self.file_chunks.insert(meta.id.clone(), ids);
+        index.upsert_batch(&batch).map_err(vec_err)?;
         Ok(())
     }
 }
@@ -376,10 +392,7 @@ impl Vectors {
             for id in &ids {
                 state.remove_file(id)?;
             }
-            for f in loaded {
-                state.add_file(f.meta, f.vectors)?;
-            }
-            Ok(())
+            state.add_files(loaded)
         })
         .await
         .map_err(join_err)??;
@@ -400,9 +413,7 @@ impl Vectors {
             let loaded = load_vectors(&self.inner.db, &self.inner.embedder, batch).await?;
             total += loaded.iter().map(|f| f.vectors.len()).sum::<usize>();
             fresh = tokio::task::spawn_blocking(move || -> Result<State> {
-                for f in loaded {
-                    fresh.add_file(f.meta, f.vectors)?;
-                }
+                fresh.add_files(loaded)?;
                 Ok(fresh)
             })
             .await

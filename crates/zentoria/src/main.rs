@@ -1,5 +1,10 @@
 use std::process::ExitCode;
 
+/// jemalloc instead of glibc malloc, whose per-thread arenas left a busy server holding about
+/// twice the memory it used (docs/BENCHMARKS.md, "Knowledge: vectors").
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The sandboxed text extractor: a child the server starts for PDF and DOCX files. It
