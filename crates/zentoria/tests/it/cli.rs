@@ -20,7 +20,18 @@ fn zentoria(db: &TestDb) -> Command {
 }
 
 fn run(db: &TestDb, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    run_with(db, &[], args, stdin)
+}
+
+/// `run` with extra environment variables.
+fn run_with(
+    db: &TestDb,
+    env: &[(&str, &str)],
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
     let mut child = zentoria(db)
+        .envs(env.iter().copied())
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -575,4 +586,83 @@ async fn an_index_behind_the_pruned_change_log_is_rebuilt() {
     let (code, out, err) = run(&db, &["search", "moon moths", "--user", "admin"], None);
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("1. moths.txt"), "{out}");
+}
+
+/// The CLI on a data dir with an embedder: ingestion embeds, semantic search loads the vector
+/// index from the stored vectors, and `reindex` rebuilds it without embedding anything again.
+/// (Multi-threaded runtime: the fake embedder answers while the test waits on the CLI.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semantic_search_and_reindex_from_the_command_line() {
+    let up = crate::upstream::FakeUpstream::start().await;
+    let db = TestDb::new().await;
+    let (code, _, err) = run(
+        &db,
+        &[
+            "users",
+            "create",
+            "--username",
+            "admin",
+            "--admin",
+            "--password-stdin",
+        ],
+        Some("admin-password-1\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let docs = db.data_dir().parent().unwrap().join("docs");
+    std::fs::create_dir_all(&docs).unwrap();
+    std::fs::write(
+        docs.join("otters.md"),
+        "# Otters\n\nSea otters hold hands while sleeping.\n",
+    )
+    .unwrap();
+    std::fs::write(docs.join("dams.txt"), "Beavers build dams from branches.").unwrap();
+    let docs_s = docs.display().to_string();
+    let env = [
+        ("ZENTORIA_EMBEDDER", "openai"),
+        ("ZENTORIA_EMBEDDER_URL", up.url.as_str()),
+    ];
+    let (code, out, err) = run_with(&db, &env, &["ingest", &docs_s, "--user", "admin"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("ingested 2 of 2 files"), "{out}");
+    let embedded = up.texts();
+    assert_eq!(embedded, 2, "one chunk per file");
+
+    let search = |mode: &str, query: &str| {
+        let (code, out, err) = run_with(
+            &db,
+            &env,
+            &["search", query, "--user", "admin", "--mode", mode, "--json"],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str::<Value>(&out).unwrap()
+    };
+    let v = search("semantic", "otters sleeping hands");
+    assert_eq!(v["mode"], "semantic");
+    assert_eq!(v["hits"][0]["file_name"], "otters.md", "{v}");
+    let v = search("hybrid", "beavers branches");
+    assert_eq!(v["hits"][0]["file_name"], "dams.txt", "{v}");
+
+    let (code, out, err) = run_with(&db, &env, &["reindex"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("vector index rebuilt from the stored vectors: 2 vectors"),
+        "{out}"
+    );
+    let v = search("semantic", "otters sleeping hands");
+    assert_eq!(v["hits"][0]["file_name"], "otters.md", "{v}");
+    assert_eq!(
+        up.texts(),
+        embedded + 3,
+        "only the three queries were embedded"
+    );
+
+    // Without the embedder the CLI says how to enable semantic search.
+    let (code, _, err) = run(
+        &db,
+        &["search", "otters", "--user", "admin", "--mode", "semantic"],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("knowledge.embedder"), "{err}");
 }

@@ -1,0 +1,729 @@
+//! Anthropic Messages API (`/v1/messages`, SSE streaming).
+
+use std::collections::{HashMap, VecDeque};
+
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::breaker::BreakerState;
+use crate::error::{ProviderError, Secret, protocol};
+use crate::provider::{ClientConfig, base_url};
+use crate::sse::{SseEvent, SseParser};
+use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
+use crate::types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
+};
+use crate::wire::{decode, parse_arguments, parse_error_body};
+
+/// The API version this client speaks.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// Most pages fetched by [`AnthropicClient::models`].
+const MAX_MODEL_PAGES: usize = 50;
+
+/// Client for the Anthropic Messages API.
+#[derive(Debug)]
+pub struct AnthropicClient {
+    transport: Transport,
+    base: String,
+    default_max_tokens: u32,
+}
+
+impl AnthropicClient {
+    /// Default base URL.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.anthropic.com";
+    /// Default instance name used in errors.
+    pub const DEFAULT_NAME: &'static str = "anthropic";
+    /// `max_tokens` sent when the request does not set one (the API requires it).
+    pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+    /// Creates a client sending `x-api-key` and `anthropic-version` headers.
+    pub fn new(config: ClientConfig) -> Result<Self, ProviderError> {
+        let name = config.name.as_deref().unwrap_or(Self::DEFAULT_NAME);
+        let base = base_url(name, config.base_url.as_deref(), Self::DEFAULT_BASE_URL)?;
+        let secret = config.api_key.and_then(Secret::new);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "anthropic-version",
+            HeaderValue::from_static(ANTHROPIC_VERSION),
+        );
+        if let Some(secret) = &secret {
+            let mut value =
+                HeaderValue::from_str(secret.expose()).map_err(|_| ProviderError::Config {
+                    provider: name.to_owned(),
+                    message: "API key contains characters not allowed in an HTTP header".into(),
+                })?;
+            value.set_sensitive(true);
+            headers.insert("x-api-key", value);
+        }
+        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        Ok(Self {
+            transport,
+            base,
+            default_max_tokens: Self::DEFAULT_MAX_TOKENS,
+        })
+    }
+
+    /// Sets the `max_tokens` used when a request has none.
+    pub fn with_default_max_tokens(mut self, max_tokens: u32) -> Self {
+        self.default_max_tokens = max_tokens.max(1);
+        self
+    }
+
+    /// Instance name used in errors and [`ModelInfo::provider`].
+    pub fn name(&self) -> &str {
+        self.transport.name()
+    }
+
+    /// State of this client's circuit breaker.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.transport.breaker_state()
+    }
+
+    /// Non-streaming message.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let body = wire_request(request, false, self.default_max_tokens);
+        let spec = RequestSpec::post_json(self.messages_url(), &body);
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| parse_response(name, body, &request.model))
+            .await
+    }
+
+    /// Streaming message (SSE).
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let body = wire_request(request, true, self.default_max_tokens);
+        let spec = RequestSpec::post_json(self.messages_url(), &body);
+        let name = self.name();
+        self.transport
+            .stream(&spec, &request.model, || AnthropicDecoder::new(name))
+            .await
+    }
+
+    /// Lists models (`GET /v1/models`, following pagination).
+    pub async fn models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let name = self.name();
+        let mut models = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..MAX_MODEL_PAGES {
+            let mut url = format!("{}/v1/models?limit=1000", self.base);
+            if let Some(id) = &after {
+                url.push_str("&after_id=");
+                url.push_str(&encode_query_value(id));
+            }
+            let page: ModelPage = self
+                .transport
+                .call(&RequestSpec::get(url), |body| {
+                    decode(name, "model list", body)
+                })
+                .await?;
+            models.extend(page.data.into_iter().map(|m| ModelInfo {
+                id: m.id,
+                owned_by: Some("anthropic".to_owned()),
+                provider: name.to_owned(),
+            }));
+            match (page.has_more, page.last_id) {
+                (true, Some(last)) => after = Some(last),
+                _ => break,
+            }
+        }
+        Ok(models)
+    }
+
+    fn messages_url(&self) -> String {
+        format!("{}/v1/messages", self.base)
+    }
+}
+
+/// Percent-encodes a query value (model ids are plain, but never trust the upstream).
+fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request encoding
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    max_tokens: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    system: Option<String>,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop_sequences: &'a [String],
+    stream: bool,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    input_schema: &'a Value,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: Vec<WireBlock<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        input: &'a Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        content: &'a str,
+    },
+}
+
+fn wire_request(request: &ChatRequest, stream: bool, default_max_tokens: u32) -> WireRequest<'_> {
+    let system: Vec<&str> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System && !m.content.is_empty())
+        .map(|m| m.content.as_str())
+        .collect();
+    let mut messages: Vec<WireMessage<'_>> = Vec::new();
+    for message in request.messages.iter().filter(|m| m.role != Role::System) {
+        let (role, blocks) = wire_blocks(message);
+        // The API wants alternating roles; parallel tool results must share one user turn.
+        match messages.last_mut() {
+            Some(last) if last.role == role => last.content.extend(blocks),
+            _ => messages.push(WireMessage {
+                role,
+                content: blocks,
+            }),
+        }
+    }
+    WireRequest {
+        model: &request.model,
+        max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages,
+        tools: request
+            .tools
+            .iter()
+            .map(|t| WireTool {
+                name: &t.name,
+                description: &t.description,
+                input_schema: &t.parameters,
+            })
+            .collect(),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        stop_sequences: &request.stop,
+        stream,
+    }
+}
+
+fn wire_blocks(message: &Message) -> (&'static str, Vec<WireBlock<'_>>) {
+    match message.role {
+        Role::Tool => (
+            "user",
+            vec![WireBlock::ToolResult {
+                tool_use_id: message.tool_call_id.as_deref().unwrap_or_default(),
+                content: &message.content,
+            }],
+        ),
+        Role::Assistant => {
+            let mut blocks = Vec::new();
+            if !message.content.is_empty() {
+                blocks.push(WireBlock::Text {
+                    text: &message.content,
+                });
+            }
+            blocks.extend(message.tool_calls.iter().map(|c| WireBlock::ToolUse {
+                id: &c.id,
+                name: &c.name,
+                input: &c.arguments,
+            }));
+            ("assistant", blocks)
+        }
+        Role::User | Role::System => (
+            "user",
+            vec![WireBlock::Text {
+                text: &message.content,
+            }],
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response decoding
+
+#[derive(Deserialize)]
+struct ModelPage {
+    #[serde(default)]
+    data: Vec<ModelEntry>,
+    #[serde(default)]
+    has_more: bool,
+    #[serde(default)]
+    last_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ModelEntry {
+    id: String,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    input_tokens: Option<u64>,
+    #[serde(default)]
+    output_tokens: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    content: Vec<Value>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+fn map_stop(reason: Option<&str>) -> FinishReason {
+    match reason {
+        None | Some("end_turn" | "stop_sequence") => FinishReason::Stop,
+        Some("max_tokens") => FinishReason::Length,
+        Some("tool_use") => FinishReason::ToolCalls,
+        Some("refusal") => FinishReason::ContentFilter,
+        Some(other) => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn block_str<'a>(block: &'a Value, key: &str) -> Option<&'a str> {
+    block.get(key).and_then(Value::as_str)
+}
+
+fn parse_response(
+    provider: &str,
+    body: &[u8],
+    requested_model: &str,
+) -> Result<ChatResponse, ProviderError> {
+    let response: WireResponse = decode(provider, "message", body)?;
+    let mut events = Vec::new();
+    for block in &response.content {
+        match block_str(block, "type") {
+            Some("text") => {
+                let text = block_str(block, "text").unwrap_or_default();
+                if !text.is_empty() {
+                    events.push(StreamEvent::Delta {
+                        text: text.to_owned(),
+                    });
+                }
+            }
+            Some("tool_use") => {
+                let (Some(id), Some(name)) = (block_str(block, "id"), block_str(block, "name"))
+                else {
+                    return Err(protocol(provider, "tool_use block without id or name"));
+                };
+                events.push(StreamEvent::ToolCall(ToolCall {
+                    id: id.to_owned(),
+                    name: name.to_owned(),
+                    arguments: block
+                        .get("input")
+                        .cloned()
+                        .unwrap_or_else(|| Value::Object(Default::default())),
+                }));
+            }
+            _ => {} // thinking and other block types carry no chat text
+        }
+    }
+    if let Some(usage) = response.usage {
+        events.push(StreamEvent::Usage(Usage {
+            prompt_tokens: usage.input_tokens.unwrap_or(0),
+            completion_tokens: usage.output_tokens.unwrap_or(0),
+        }));
+    }
+    events.push(StreamEvent::Done {
+        finish_reason: map_stop(response.stop_reason.as_deref()),
+    });
+    let model = response.model.unwrap_or_else(|| requested_model.to_owned());
+    crate::wire::response_from_events(provider, events, model)
+}
+
+enum Block {
+    Text,
+    Tool {
+        id: String,
+        name: String,
+        json: String,
+        start_input: Option<Value>,
+    },
+}
+
+/// Decodes the Messages API event stream.
+pub(crate) struct AnthropicDecoder {
+    provider: String,
+    sse: SseParser,
+    scratch: Vec<SseEvent>,
+    blocks: HashMap<u64, Block>,
+    usage: WireUsage,
+    saw_usage: bool,
+    stop_reason: Option<String>,
+    done: bool,
+}
+
+impl AnthropicDecoder {
+    pub(crate) fn new(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            sse: SseParser::new(),
+            scratch: Vec::new(),
+            blocks: HashMap::new(),
+            usage: WireUsage::default(),
+            saw_usage: false,
+            stop_reason: None,
+            done: false,
+        }
+    }
+
+    fn merge_usage(&mut self, usage: Option<&Value>) {
+        let Some(usage) = usage else { return };
+        let get = |k: &str| usage.get(k).and_then(Value::as_u64);
+        if let Some(n) = get("input_tokens") {
+            self.usage.input_tokens = Some(n);
+            self.saw_usage = true;
+        }
+        if let Some(n) = get("output_tokens") {
+            self.usage.output_tokens = Some(n);
+            self.saw_usage = true;
+        }
+    }
+
+    fn index(&self, event: &Value) -> Result<u64, ProviderError> {
+        event
+            .get("index")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| protocol(&self.provider, "content block event without index"))
+    }
+
+    fn handle(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        if self.done {
+            return Ok(());
+        }
+        let value: Value = decode(&self.provider, "stream event", event.data.as_bytes())?;
+        let kind = block_str(&value, "type")
+            .or(event.event.as_deref())
+            .unwrap_or_default()
+            .to_owned();
+        match kind.as_str() {
+            "message_start" => {
+                self.merge_usage(value.get("message").and_then(|m| m.get("usage")));
+            }
+            "content_block_start" => {
+                let index = self.index(&value)?;
+                let block = value.get("content_block").cloned().unwrap_or_default();
+                match block_str(&block, "type") {
+                    Some("tool_use") => {
+                        let (Some(id), Some(name)) =
+                            (block_str(&block, "id"), block_str(&block, "name"))
+                        else {
+                            return Err(protocol(
+                                &self.provider,
+                                "tool_use block without id or name",
+                            ));
+                        };
+                        self.blocks.insert(
+                            index,
+                            Block::Tool {
+                                id: id.to_owned(),
+                                name: name.to_owned(),
+                                json: String::new(),
+                                start_input: block.get("input").cloned(),
+                            },
+                        );
+                    }
+                    Some("text") => {
+                        if let Some(text) = block_str(&block, "text").filter(|t| !t.is_empty()) {
+                            out.push_back(StreamEvent::Delta {
+                                text: text.to_owned(),
+                            });
+                        }
+                        self.blocks.insert(index, Block::Text);
+                    }
+                    _ => {} // thinking, server tools, …: no chat text
+                }
+            }
+            "content_block_delta" => {
+                let index = self.index(&value)?;
+                let delta = value.get("delta").cloned().unwrap_or_default();
+                match (block_str(&delta, "type"), self.blocks.get_mut(&index)) {
+                    (Some("text_delta"), _) => {
+                        if let Some(text) = block_str(&delta, "text").filter(|t| !t.is_empty()) {
+                            out.push_back(StreamEvent::Delta {
+                                text: text.to_owned(),
+                            });
+                        }
+                    }
+                    (Some("input_json_delta"), Some(Block::Tool { json, .. })) => {
+                        json.push_str(block_str(&delta, "partial_json").unwrap_or_default());
+                    }
+                    (Some("input_json_delta"), _) => {
+                        return Err(protocol(
+                            &self.provider,
+                            format!("input_json_delta for unknown tool_use block {index}"),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            "content_block_stop" => {
+                let index = self.index(&value)?;
+                if let Some(Block::Tool {
+                    id,
+                    name,
+                    json,
+                    start_input,
+                }) = self.blocks.remove(&index)
+                {
+                    let arguments = if json.trim().is_empty() {
+                        start_input.unwrap_or_else(|| Value::Object(Default::default()))
+                    } else {
+                        parse_arguments(&self.provider, &name, &json)?
+                    };
+                    out.push_back(StreamEvent::ToolCall(ToolCall {
+                        id,
+                        name,
+                        arguments,
+                    }));
+                }
+            }
+            "message_delta" => {
+                if let Some(reason) = value
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.stop_reason = Some(reason.to_owned());
+                }
+                self.merge_usage(value.get("usage"));
+            }
+            "message_stop" => {
+                if self
+                    .blocks
+                    .values()
+                    .any(|b| matches!(b, Block::Tool { .. }))
+                {
+                    return Err(protocol(
+                        &self.provider,
+                        "message_stop before a tool_use block was closed",
+                    ));
+                }
+                if self.saw_usage {
+                    out.push_back(StreamEvent::Usage(Usage {
+                        prompt_tokens: self.usage.input_tokens.unwrap_or(0),
+                        completion_tokens: self.usage.output_tokens.unwrap_or(0),
+                    }));
+                }
+                out.push_back(StreamEvent::Done {
+                    finish_reason: map_stop(self.stop_reason.as_deref()),
+                });
+                self.done = true;
+            }
+            "error" => {
+                let error = value.get("error");
+                let get = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str);
+                return Err(ProviderError::Upstream {
+                    provider: self.provider.clone(),
+                    kind: get("type").unwrap_or("error").to_owned(),
+                    message: get("message").unwrap_or("unknown error").to_owned(),
+                });
+            }
+            _ => {} // ping and event types added in later API versions
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for AnthropicDecoder {
+    fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let parsed = self.sse.feed(chunk, &mut events);
+        let handled = events
+            .drain(..)
+            .try_for_each(|event| self.handle(event, out));
+        self.scratch = events;
+        parsed.map_err(|e| protocol(&self.provider, e.0))?;
+        handled
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let mut events = Vec::new();
+        self.sse.finish(&mut events);
+        for event in events {
+            self.handle(event, out)?;
+        }
+        if !self.done {
+            return Err(protocol(
+                &self.provider,
+                "stream ended without `message_stop` (connection closed early)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const STREAM: &str = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"stop_reason\":null,\"usage\":{\"input_tokens\":25,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+        "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Checking \u{1F324}\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_1\",\"name\":\"get_weather\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"city\\\": \\\"Par\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":15}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut d = AnthropicDecoder::new("anthropic");
+        let mut out = VecDeque::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out.into())
+    }
+
+    fn expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Delta {
+                text: "Checking \u{1F324}".into(),
+            },
+            StreamEvent::ToolCall(ToolCall {
+                id: "toolu_1".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }),
+            StreamEvent::Usage(Usage {
+                prompt_tokens: 25,
+                completion_tokens: 15,
+            }),
+            StreamEvent::Done {
+                finish_reason: FinishReason::ToolCalls,
+            },
+        ]
+    }
+
+    #[test]
+    fn decodes_stream_at_every_split_point() {
+        let bytes = STREAM.as_bytes();
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                decode_all(&[&bytes[..i], &bytes[i..]]).unwrap(),
+                expected(),
+                "split at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn error_event_is_upstream_error() {
+        let s = "event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n";
+        let err = decode_all(&[s.as_bytes()]).unwrap_err();
+        assert!(err.is_retryable());
+        assert_eq!(
+            err.to_string(),
+            "anthropic: upstream error (overloaded_error): Overloaded"
+        );
+    }
+
+    #[test]
+    fn missing_message_stop_is_protocol_error() {
+        let cut = &STREAM[..STREAM.find("event: message_stop").unwrap()];
+        assert!(matches!(
+            decode_all(&[cut.as_bytes()]).unwrap_err(),
+            ProviderError::Protocol { .. }
+        ));
+    }
+
+    #[test]
+    fn request_shape() {
+        let req = ChatRequest::new(
+            "claude",
+            vec![
+                Message::system("be brief"),
+                Message::user("weather in Paris and Rome?"),
+                Message::assistant_tool_calls(
+                    "Checking",
+                    vec![
+                        ToolCall {
+                            id: "t1".into(),
+                            name: "w".into(),
+                            arguments: json!({"city": "Paris"}),
+                        },
+                        ToolCall {
+                            id: "t2".into(),
+                            name: "w".into(),
+                            arguments: json!({"city": "Rome"}),
+                        },
+                    ],
+                ),
+                Message::tool_result("t1", "sunny"),
+                Message::tool_result("t2", "rain"),
+            ],
+        );
+        let v = serde_json::to_value(wire_request(&req, true, 4096)).unwrap();
+        assert_eq!(v["system"], json!("be brief"));
+        assert_eq!(v["max_tokens"], json!(4096));
+        let messages = v["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 3);
+        assert_eq!(messages[1]["content"][1]["type"], json!("tool_use"));
+        assert_eq!(
+            messages[2],
+            json!({"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "t1", "content": "sunny"},
+                {"type": "tool_result", "tool_use_id": "t2", "content": "rain"},
+            ]})
+        );
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode_query_value("claude-3.5_x~"), "claude-3.5_x~");
+        assert_eq!(encode_query_value("a b&c"), "a%20b%26c");
+    }
+}

@@ -1,0 +1,60 @@
+//! Chat-completion clients for three model-provider wire protocols behind one normalized
+//! interface, built for reliability:
+//!
+//! * [`OllamaClient`]: Ollama's native `/api/chat` (NDJSON streaming) and `/api/tags`.
+//! * [`OpenAiClient`]: OpenAI-compatible `/v1/chat/completions` (SSE streaming) and `/v1/models`.
+//! * [`AnthropicClient`]: Anthropic Messages API `/v1/messages` (SSE streaming) and `/v1/models`.
+//!
+//! [`Provider`] wraps any of them. Every call goes through the same machinery
+//! ([`ProviderOptions`]): a connect timeout, a first-token timeout, an idle timeout between
+//! stream chunks, retries with exponential backoff (honouring `Retry-After`) for transient
+//! failures *only before anything was yielded to the caller*, and a per-client circuit breaker.
+//! Errors ([`ProviderError`]) name the provider instance and carry the upstream's own message;
+//! API keys never appear in errors or `Debug` output.
+//!
+//! ```no_run
+//! use futures_util::StreamExt;
+//! use zentoria_providers::{ChatRequest, ClientConfig, Message, Provider, ProviderKind, StreamEvent};
+//!
+//! # async fn demo() -> Result<(), zentoria_providers::ProviderError> {
+//! let provider = Provider::new(ProviderKind::Ollama, ClientConfig::new())?;
+//! let request = ChatRequest::new("llama3.2", vec![Message::user("Hello!")]);
+//! let mut stream = provider.chat_stream(&request).await?;
+//! while let Some(event) = stream.next().await {
+//!     match event? {
+//!         StreamEvent::Delta { text } => print!("{text}"),
+//!         StreamEvent::Done { finish_reason } => println!("\n[{finish_reason:?}]"),
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod anthropic;
+mod breaker;
+mod error;
+pub mod ndjson;
+mod ollama;
+mod openai;
+mod options;
+mod provider;
+pub mod sse;
+mod transport;
+mod types;
+mod wire;
+
+pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
+pub use breaker::BreakerState;
+pub use error::{ProviderError, TimeoutPhase};
+pub use ollama::OllamaClient;
+pub use openai::OpenAiClient;
+pub use options::ProviderOptions;
+pub use provider::{ClientConfig, Provider, ProviderKind};
+pub use transport::ChatStream;
+pub use types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall,
+    ToolSpec, Usage,
+};

@@ -1,0 +1,483 @@
+//! Ollama's native chat API (`/api/chat`, NDJSON streaming).
+
+use std::collections::{HashMap, VecDeque};
+
+use reqwest::header::HeaderMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::breaker::BreakerState;
+use crate::error::{ProviderError, protocol};
+use crate::ndjson::NdjsonParser;
+use crate::provider::{ClientConfig, base_url};
+use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
+use crate::types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, StreamEvent, ToolCall, Usage,
+};
+use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
+
+/// Client for an Ollama server.
+#[derive(Debug)]
+pub struct OllamaClient {
+    transport: Transport,
+    base: String,
+}
+
+impl OllamaClient {
+    /// Default base URL of a local Ollama.
+    pub const DEFAULT_BASE_URL: &'static str = "http://127.0.0.1:11434";
+    /// Default instance name used in errors.
+    pub const DEFAULT_NAME: &'static str = "ollama";
+
+    /// Creates a client. Ollama needs no API key; if one is configured (for an authenticating
+    /// reverse proxy) it is sent as `Authorization: Bearer …`.
+    pub fn new(config: ClientConfig) -> Result<Self, ProviderError> {
+        let name = config.name.as_deref().unwrap_or(Self::DEFAULT_NAME);
+        let base = base_url(name, config.base_url.as_deref(), Self::DEFAULT_BASE_URL)?;
+        let secret = config.api_key.and_then(crate::error::Secret::new);
+        let mut headers = HeaderMap::new();
+        if let Some(secret) = &secret {
+            let mut value =
+                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                    .map_err(|_| ProviderError::Config {
+                        provider: name.to_owned(),
+                        message: "API key contains characters not allowed in an HTTP header".into(),
+                    })?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        Ok(Self { transport, base })
+    }
+
+    /// Instance name used in errors and [`ModelInfo::provider`].
+    pub fn name(&self) -> &str {
+        self.transport.name()
+    }
+
+    /// State of this client's circuit breaker.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.transport.breaker_state()
+    }
+
+    /// Non-streaming chat (`"stream": false`). The single response object is decoded by the same
+    /// code as the final line of a stream.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| {
+                let mut decoder = OllamaDecoder::new(name);
+                let mut events = VecDeque::new();
+                decoder.feed(body, &mut events)?;
+                decoder.finish(&mut events)?;
+                let model = decoder.model.unwrap_or_else(|| request.model.clone());
+                crate::wire::response_from_events(name, events.into(), model)
+            })
+            .await
+    }
+
+    /// Streaming chat (NDJSON).
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, true));
+        let name = self.name();
+        self.transport
+            .stream(&spec, &request.model, || OllamaDecoder::new(name))
+            .await
+    }
+
+    /// Lists locally available models (`GET /api/tags`).
+    pub async fn models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let spec = RequestSpec::get(format!("{}/api/tags", self.base));
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| {
+                let tags: Tags = decode(name, "model list", body)?;
+                Ok(tags
+                    .models
+                    .into_iter()
+                    .map(|m| ModelInfo {
+                        id: m.name,
+                        owned_by: None,
+                        provider: name.to_owned(),
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    fn chat_url(&self) -> String {
+        format!("{}/api/chat", self.base)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request encoding
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
+    stream: bool,
+    #[serde(skip_serializing_if = "WireOptions::is_empty")]
+    options: WireOptions<'a>,
+}
+
+#[derive(Serialize)]
+struct WireOptions<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    num_predict: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+}
+
+impl WireOptions<'_> {
+    fn is_empty(&self) -> bool {
+        self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.num_predict.is_none()
+            && self.stop.is_empty()
+    }
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<Value>,
+    /// Name of the tool whose result this is (Ollama matches results by name, not id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_name: Option<&'a str>,
+}
+
+fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
+    // Ollama has no tool-call ids; resolve our ids back to tool names for `tool_name`.
+    let names: HashMap<&str, &str> = request
+        .messages
+        .iter()
+        .flat_map(|m| m.tool_calls.iter())
+        .map(|c| (c.id.as_str(), c.name.as_str()))
+        .collect();
+    WireRequest {
+        model: &request.model,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| wire_message(m, &names))
+            .collect(),
+        tools: request
+            .tools
+            .iter()
+            .map(|t| {
+                serde_json::json!({
+                    "type": "function",
+                    "function": {
+                        "name": t.name,
+                        "description": t.description,
+                        "parameters": t.parameters,
+                    }
+                })
+            })
+            .collect(),
+        stream,
+        options: WireOptions {
+            temperature: request.temperature,
+            top_p: request.top_p,
+            num_predict: request.max_tokens,
+            stop: &request.stop,
+        },
+    }
+}
+
+fn wire_message<'a>(message: &'a Message, names: &HashMap<&str, &'a str>) -> WireMessage<'a> {
+    WireMessage {
+        role: message.role.as_str(),
+        content: &message.content,
+        tool_calls: message
+            .tool_calls
+            .iter()
+            .map(|c| serde_json::json!({"function": {"name": c.name, "arguments": c.arguments}}))
+            .collect(),
+        tool_name: message
+            .tool_call_id
+            .as_deref()
+            .and_then(|id| names.get(id).copied()),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response decoding
+
+#[derive(Deserialize)]
+struct Tags {
+    #[serde(default)]
+    models: Vec<TagEntry>,
+}
+
+#[derive(Deserialize)]
+struct TagEntry {
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct Line {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    message: Option<LineMessage>,
+    #[serde(default)]
+    done: bool,
+    #[serde(default)]
+    done_reason: Option<String>,
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
+    #[serde(default)]
+    eval_count: Option<u64>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct LineMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<LineToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct LineToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: LineFunction,
+}
+
+#[derive(Deserialize)]
+struct LineFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Value,
+}
+
+/// Decodes Ollama's NDJSON stream (and its single-object non-streaming response).
+pub(crate) struct OllamaDecoder {
+    provider: String,
+    lines: NdjsonParser,
+    scratch: Vec<String>,
+    calls: usize,
+    done: bool,
+    model: Option<String>,
+}
+
+impl OllamaDecoder {
+    pub(crate) fn new(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            lines: NdjsonParser::new(),
+            scratch: Vec::new(),
+            calls: 0,
+            done: false,
+            model: None,
+        }
+    }
+
+    fn handle(&mut self, line: &str, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        if self.done {
+            return Ok(());
+        }
+        let line: Line = decode(&self.provider, "stream line", line.as_bytes())?;
+        if let Some(error) = line.error {
+            let message = match error {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            return Err(ProviderError::Upstream {
+                provider: self.provider.clone(),
+                kind: "error".into(),
+                message,
+            });
+        }
+        if line.model.is_some() {
+            self.model = line.model;
+        }
+        if let Some(message) = line.message {
+            if let Some(text) = message.content.filter(|t| !t.is_empty()) {
+                out.push_back(StreamEvent::Delta { text });
+            }
+            for call in message.tool_calls.unwrap_or_default() {
+                let arguments = match call.function.arguments {
+                    Value::String(raw) => {
+                        parse_arguments(&self.provider, &call.function.name, &raw)?
+                    }
+                    Value::Null => Value::Object(Default::default()),
+                    other => other,
+                };
+                let id = call
+                    .id
+                    .filter(|id| !id.is_empty())
+                    .unwrap_or_else(|| format!("call_{}", self.calls));
+                self.calls += 1;
+                out.push_back(StreamEvent::ToolCall(ToolCall {
+                    id,
+                    name: call.function.name,
+                    arguments,
+                }));
+            }
+        }
+        if line.done {
+            if line.prompt_eval_count.is_some() || line.eval_count.is_some() {
+                out.push_back(StreamEvent::Usage(Usage {
+                    prompt_tokens: line.prompt_eval_count.unwrap_or(0),
+                    completion_tokens: line.eval_count.unwrap_or(0),
+                }));
+            }
+            let reason = match line.done_reason.as_deref() {
+                None | Some("stop") => FinishReason::Stop,
+                Some("length") => FinishReason::Length,
+                Some(other) => FinishReason::Other(other.to_owned()),
+            };
+            out.push_back(StreamEvent::Done {
+                finish_reason: finish_with_tools(reason, self.calls > 0),
+            });
+            self.done = true;
+        }
+        Ok(())
+    }
+
+    fn handle_lines(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let mut lines = std::mem::take(&mut self.scratch);
+        let result = lines.drain(..).try_for_each(|line| self.handle(&line, out));
+        self.scratch = lines;
+        result
+    }
+}
+
+impl Decoder for OllamaDecoder {
+    fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let parsed = self.lines.feed(chunk, &mut self.scratch);
+        self.handle_lines(out)?;
+        parsed.map_err(|e| protocol(&self.provider, e.0))
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let parsed = self.lines.finish(&mut self.scratch);
+        self.handle_lines(out)?;
+        parsed.map_err(|e| protocol(&self.provider, e.0))?;
+        if !self.done {
+            return Err(protocol(
+                &self.provider,
+                "stream ended without a `\"done\": true` line (connection closed early)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const STREAM: &str = concat!(
+        "{\"model\":\"llama3.2\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"Hel\"},\"done\":false}\n",
+        "{\"model\":\"llama3.2\",\"created_at\":\"2024-01-01T00:00:00Z\",\"message\":{\"role\":\"assistant\",\"content\":\"lo ü\"},\"done\":false}\n",
+        "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"tool_calls\":[{\"function\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\"}}}]},\"done\":false}\n",
+        "{\"model\":\"llama3.2\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\",\"total_duration\":1,\"prompt_eval_count\":26,\"eval_count\":9}\n",
+    );
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut d = OllamaDecoder::new("ollama");
+        let mut out = VecDeque::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out.into())
+    }
+
+    fn expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Delta { text: "Hel".into() },
+            StreamEvent::Delta {
+                text: "lo ü".into(),
+            },
+            StreamEvent::ToolCall(ToolCall {
+                id: "call_0".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }),
+            StreamEvent::Usage(Usage {
+                prompt_tokens: 26,
+                completion_tokens: 9,
+            }),
+            StreamEvent::Done {
+                finish_reason: FinishReason::ToolCalls,
+            },
+        ]
+    }
+
+    #[test]
+    fn decodes_stream_at_every_split_point() {
+        let bytes = STREAM.as_bytes();
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                decode_all(&[&bytes[..i], &bytes[i..]]).unwrap(),
+                expected(),
+                "split at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_done_line_is_a_protocol_error() {
+        let cut = &STREAM[..STREAM.rfind("{\"model").unwrap() + 20];
+        let err = decode_all(&[cut.as_bytes()]).unwrap_err();
+        assert!(matches!(err, ProviderError::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn error_line_is_an_upstream_error() {
+        let err =
+            decode_all(&[b"{\"error\":\"model requires more system memory\"}\n"]).unwrap_err();
+        assert!(err.to_string().contains("more system memory"));
+    }
+
+    #[test]
+    fn request_shape_maps_options_and_tool_names() {
+        let mut req = ChatRequest::new(
+            "llama3.2",
+            vec![
+                Message::user("weather?"),
+                Message::assistant_tool_calls(
+                    "",
+                    vec![ToolCall {
+                        id: "call_0".into(),
+                        name: "get_weather".into(),
+                        arguments: json!({"city": "Paris"}),
+                    }],
+                ),
+                Message::tool_result("call_0", "sunny"),
+            ],
+        );
+        let v = serde_json::to_value(wire_request(&req, true)).unwrap();
+        assert!(v.get("options").is_none());
+        assert_eq!(v["messages"][2]["role"], json!("tool"));
+        assert_eq!(v["messages"][2]["tool_name"], json!("get_weather"));
+        assert_eq!(
+            v["messages"][1]["tool_calls"][0]["function"]["arguments"],
+            json!({"city": "Paris"})
+        );
+        req.max_tokens = Some(5);
+        req.stop = vec!["\n".into()];
+        let v = serde_json::to_value(wire_request(&req, false)).unwrap();
+        assert_eq!(v["options"], json!({"num_predict": 5, "stop": ["\n"]}));
+        assert_eq!(v["stream"], json!(false));
+    }
+}

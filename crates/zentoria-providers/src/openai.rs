@@ -1,0 +1,706 @@
+//! OpenAI-compatible Chat Completions API (`/v1/chat/completions`, SSE streaming).
+//!
+//! Works with OpenAI itself and the many servers that copy its wire format (vLLM, llama.cpp,
+//! LM Studio, OpenRouter, Ollama's `/v1` endpoint, …).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::breaker::BreakerState;
+use crate::error::{ProviderError, Secret, protocol};
+use crate::provider::{ClientConfig, base_url};
+use crate::sse::{SseEvent, SseParser};
+use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
+use crate::types::{
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
+};
+use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
+
+/// Client for an OpenAI-compatible server.
+#[derive(Debug)]
+pub struct OpenAiClient {
+    transport: Transport,
+    api_base: String,
+}
+
+impl OpenAiClient {
+    /// Default base URL.
+    pub const DEFAULT_BASE_URL: &'static str = "https://api.openai.com";
+    /// Default instance name used in errors.
+    pub const DEFAULT_NAME: &'static str = "openai";
+
+    /// Creates a client. The base URL may include or omit the trailing `/v1`. When an API key
+    /// is configured it is sent as `Authorization: Bearer …`.
+    pub fn new(config: ClientConfig) -> Result<Self, ProviderError> {
+        let name = config.name.as_deref().unwrap_or(Self::DEFAULT_NAME);
+        let base = base_url(name, config.base_url.as_deref(), Self::DEFAULT_BASE_URL)?;
+        let api_base = if base.ends_with("/v1") {
+            base
+        } else {
+            format!("{base}/v1")
+        };
+        let secret = config.api_key.and_then(Secret::new);
+        let mut headers = HeaderMap::new();
+        if let Some(secret) = &secret {
+            let mut value =
+                HeaderValue::from_str(&format!("Bearer {}", secret.expose())).map_err(|_| {
+                    ProviderError::Config {
+                        provider: name.to_owned(),
+                        message: "API key contains characters not allowed in an HTTP header".into(),
+                    }
+                })?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        Ok(Self {
+            transport,
+            api_base,
+        })
+    }
+
+    /// Instance name used in errors and [`ModelInfo::provider`].
+    pub fn name(&self) -> &str {
+        self.transport.name()
+    }
+
+    /// State of this client's circuit breaker.
+    pub fn breaker_state(&self) -> BreakerState {
+        self.transport.breaker_state()
+    }
+
+    /// Non-streaming chat completion.
+    pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
+        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| parse_response(name, body, &request.model))
+            .await
+    }
+
+    /// Streaming chat completion (SSE with `stream_options.include_usage`).
+    pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
+        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, true));
+        let name = self.name();
+        self.transport
+            .stream(&spec, &request.model, || OpenAiDecoder::new(name))
+            .await
+    }
+
+    /// Lists models (`GET /v1/models`).
+    pub async fn models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
+        let spec = RequestSpec::get(format!("{}/models", self.api_base));
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| {
+                let list: ModelList = decode(name, "model list", body)?;
+                Ok(list
+                    .data
+                    .into_iter()
+                    .map(|m| ModelInfo {
+                        id: m.id,
+                        owned_by: m.owned_by,
+                        provider: name.to_owned(),
+                    })
+                    .collect())
+            })
+            .await
+    }
+
+    fn chat_url(&self) -> String {
+        format!("{}/chat/completions", self.api_base)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Request encoding
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: Vec<WireMessage<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<WireTool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_p: Option<f32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    stop: &'a [String],
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'static str,
+    /// `null` for an assistant turn that only calls tools.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct WireToolCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunctionCall<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunctionCall<'a> {
+    name: &'a str,
+    /// OpenAI transports arguments as a JSON-encoded string.
+    arguments: String,
+}
+
+#[derive(Serialize)]
+struct WireTool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: WireFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct WireFunction<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
+    WireRequest {
+        model: &request.model,
+        messages: request.messages.iter().map(wire_message).collect(),
+        tools: request
+            .tools
+            .iter()
+            .map(|t| WireTool {
+                kind: "function",
+                function: WireFunction {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                },
+            })
+            .collect(),
+        temperature: request.temperature,
+        max_tokens: request.max_tokens,
+        top_p: request.top_p,
+        stop: &request.stop,
+        stream,
+        stream_options: stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    }
+}
+
+fn wire_message(message: &Message) -> WireMessage<'_> {
+    let content = if message.role == Role::Assistant
+        && message.content.is_empty()
+        && !message.tool_calls.is_empty()
+    {
+        None
+    } else {
+        Some(message.content.as_str())
+    };
+    WireMessage {
+        role: message.role.as_str(),
+        content,
+        tool_calls: message
+            .tool_calls
+            .iter()
+            .map(|call| WireToolCall {
+                id: &call.id,
+                kind: "function",
+                function: WireFunctionCall {
+                    name: &call.name,
+                    arguments: call.arguments.to_string(),
+                },
+            })
+            .collect(),
+        tool_call_id: message.tool_call_id.as_deref(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Response decoding
+
+#[derive(Deserialize)]
+struct ModelList {
+    data: Vec<ModelEntry>,
+}
+
+#[derive(Deserialize)]
+struct ModelEntry {
+    id: String,
+    #[serde(default)]
+    owned_by: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireUsage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+}
+
+impl From<WireUsage> for Usage {
+    fn from(u: WireUsage) -> Self {
+        Usage {
+            prompt_tokens: u.prompt_tokens,
+            completion_tokens: u.completion_tokens,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct WireResponse {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<WireChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChoice {
+    message: WireResponseMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireResponseMessage {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<WireResponseToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct WireResponseToolCall {
+    #[serde(default)]
+    id: Option<String>,
+    function: WireResponseFunction,
+}
+
+#[derive(Deserialize)]
+struct WireResponseFunction {
+    name: String,
+    /// A JSON-encoded string per the spec; some compatible servers send an object.
+    #[serde(default)]
+    arguments: Value,
+}
+
+fn map_finish(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        "content_filter" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn arguments_value(provider: &str, tool: &str, raw: Value) -> Result<Value, ProviderError> {
+    match raw {
+        Value::String(s) => parse_arguments(provider, tool, &s),
+        Value::Null => Ok(Value::Object(Default::default())),
+        other => Ok(other),
+    }
+}
+
+fn parse_response(
+    provider: &str,
+    body: &[u8],
+    requested_model: &str,
+) -> Result<ChatResponse, ProviderError> {
+    let response: WireResponse = decode(provider, "chat completion", body)?;
+    let choice = response
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| protocol(provider, "chat completion has no choices"))?;
+    let mut events = Vec::new();
+    if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
+        events.push(StreamEvent::Delta { text });
+    }
+    let calls = choice.message.tool_calls.unwrap_or_default();
+    let called_tools = !calls.is_empty();
+    for (i, call) in calls.into_iter().enumerate() {
+        let arguments = arguments_value(provider, &call.function.name, call.function.arguments)?;
+        events.push(StreamEvent::ToolCall(ToolCall {
+            id: call.id.unwrap_or_else(|| format!("call_{i}")),
+            name: call.function.name,
+            arguments,
+        }));
+    }
+    if let Some(usage) = response.usage {
+        events.push(StreamEvent::Usage(usage.into()));
+    }
+    let finish = choice
+        .finish_reason
+        .as_deref()
+        .map_or(FinishReason::Stop, map_finish);
+    events.push(StreamEvent::Done {
+        finish_reason: finish_with_tools(finish, called_tools),
+    });
+    let model = response.model.unwrap_or_else(|| requested_model.to_owned());
+    crate::wire::response_from_events(provider, events, model)
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    #[serde(default)]
+    choices: Vec<ChunkChoice>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ChunkChoice {
+    #[serde(default)]
+    delta: Option<ChunkDelta>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChunkDelta {
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<DeltaToolCall>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaToolCall {
+    #[serde(default)]
+    index: Option<usize>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    function: Option<DeltaFunction>,
+}
+
+#[derive(Deserialize)]
+struct DeltaFunction {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    arguments: Option<String>,
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: Option<String>,
+    name: String,
+    arguments: String,
+}
+
+/// Decodes the SSE stream of `chat.completion.chunk` objects.
+pub(crate) struct OpenAiDecoder {
+    provider: String,
+    sse: SseParser,
+    scratch: Vec<SseEvent>,
+    calls: BTreeMap<usize, PartialCall>,
+    emitted_calls: usize,
+    finish: Option<FinishReason>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl OpenAiDecoder {
+    pub(crate) fn new(provider: &str) -> Self {
+        Self {
+            provider: provider.to_owned(),
+            sse: SseParser::new(),
+            scratch: Vec::new(),
+            calls: BTreeMap::new(),
+            emitted_calls: 0,
+            finish: None,
+            usage: None,
+            done: false,
+        }
+    }
+
+    fn flush_calls(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        for (index, call) in std::mem::take(&mut self.calls) {
+            if call.name.is_empty() {
+                return Err(protocol(
+                    &self.provider,
+                    format!("streamed tool call #{index} has no function name"),
+                ));
+            }
+            let arguments = parse_arguments(&self.provider, &call.name, &call.arguments)?;
+            let id = call
+                .id
+                .unwrap_or_else(|| format!("call_{}", self.emitted_calls));
+            self.emitted_calls += 1;
+            out.push_back(StreamEvent::ToolCall(ToolCall {
+                id,
+                name: call.name,
+                arguments,
+            }));
+        }
+        Ok(())
+    }
+
+    fn handle(
+        &mut self,
+        event: SseEvent,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        if self.done {
+            return Ok(());
+        }
+        let data = event.data.trim();
+        if data == "[DONE]" {
+            self.flush_calls(out)?;
+            if let Some(usage) = self.usage.take() {
+                out.push_back(StreamEvent::Usage(usage));
+            }
+            let finish = self.finish.take().unwrap_or(FinishReason::Stop);
+            out.push_back(StreamEvent::Done {
+                finish_reason: finish_with_tools(finish, self.emitted_calls > 0),
+            });
+            self.done = true;
+            return Ok(());
+        }
+        if data.is_empty() {
+            return Ok(());
+        }
+        let chunk: Chunk = decode(&self.provider, "stream chunk", data.as_bytes())?;
+        if let Some(error) = chunk.error {
+            let body = serde_json::json!({ "error": error }).to_string();
+            let (message, kind) =
+                parse_error_body(body.as_bytes()).unwrap_or_else(|| (error.to_string(), None));
+            return Err(ProviderError::Upstream {
+                provider: self.provider.clone(),
+                kind: kind.unwrap_or_else(|| "error".into()),
+                message,
+            });
+        }
+        for choice in chunk.choices {
+            if let Some(delta) = choice.delta {
+                if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+                    out.push_back(StreamEvent::Delta { text });
+                }
+                for (position, piece) in
+                    delta.tool_calls.unwrap_or_default().into_iter().enumerate()
+                {
+                    let index = piece.index.unwrap_or(position);
+                    let call = self.calls.entry(index).or_default();
+                    if let Some(id) = piece.id.filter(|id| !id.is_empty()) {
+                        call.id = Some(id);
+                    }
+                    if let Some(function) = piece.function {
+                        if let Some(name) = function.name {
+                            call.name.push_str(&name);
+                        }
+                        if let Some(arguments) = function.arguments {
+                            call.arguments.push_str(&arguments);
+                        }
+                    }
+                }
+            }
+            if let Some(reason) = choice.finish_reason {
+                self.flush_calls(out)?;
+                self.finish = Some(map_finish(&reason));
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            self.usage = Some(usage.into());
+        }
+        Ok(())
+    }
+}
+
+impl Decoder for OpenAiDecoder {
+    fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let mut events = std::mem::take(&mut self.scratch);
+        let parsed = self.sse.feed(chunk, &mut events);
+        let handled = events
+            .drain(..)
+            .try_for_each(|event| self.handle(event, out));
+        self.scratch = events;
+        parsed.map_err(|e| protocol(&self.provider, e.0))?;
+        handled
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+        let mut events = Vec::new();
+        self.sse.finish(&mut events);
+        for event in events {
+            self.handle(event, out)?;
+        }
+        if !self.done {
+            return Err(protocol(
+                &self.provider,
+                "stream ended without `data: [DONE]` (connection closed early)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut d = OpenAiDecoder::new("openai");
+        let mut out = VecDeque::new();
+        for c in chunks {
+            d.feed(c, &mut out)?;
+        }
+        d.finish(&mut out)?;
+        Ok(out.into())
+    }
+
+    const TOOL_STREAM: &str = concat!(
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"Let me \"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"check.\"}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"call_a\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"\"}}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"{\\\"city\\\":\"}}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":1,\"id\":\"call_b\",\"function\":{\"name\":\"time\",\"arguments\":\"{}\"}}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{\"tool_calls\":[{\"index\":0,\"function\":{\"arguments\":\"\\\"Paris\\\"}\"}}]}}]}\n\n",
+        "data: {\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+        "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":7,\"total_tokens\":19}}\n\n",
+        "data: [DONE]\n\n",
+    );
+
+    fn tool_stream_expected() -> Vec<StreamEvent> {
+        vec![
+            StreamEvent::Delta {
+                text: "Let me ".into(),
+            },
+            StreamEvent::Delta {
+                text: "check.".into(),
+            },
+            StreamEvent::ToolCall(ToolCall {
+                id: "call_a".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }),
+            StreamEvent::ToolCall(ToolCall {
+                id: "call_b".into(),
+                name: "time".into(),
+                arguments: json!({}),
+            }),
+            StreamEvent::Usage(Usage {
+                prompt_tokens: 12,
+                completion_tokens: 7,
+            }),
+            StreamEvent::Done {
+                finish_reason: FinishReason::ToolCalls,
+            },
+        ]
+    }
+
+    #[test]
+    fn assembles_interleaved_tool_call_deltas() {
+        assert_eq!(
+            decode_all(&[TOOL_STREAM.as_bytes()]).unwrap(),
+            tool_stream_expected()
+        );
+    }
+
+    #[test]
+    fn chunk_boundaries_do_not_matter() {
+        let bytes = TOOL_STREAM.as_bytes();
+        let expected = tool_stream_expected();
+        for i in 0..=bytes.len() {
+            let got = decode_all(&[&bytes[..i], &bytes[i..]]).unwrap();
+            // Deltas may not be merged or split by the decoder: identical event lists.
+            assert_eq!(got, expected, "split at {i}");
+        }
+    }
+
+    #[test]
+    fn missing_done_is_a_protocol_error() {
+        let cut = &TOOL_STREAM[..TOOL_STREAM.find("data: [DONE]").unwrap()];
+        let err = decode_all(&[cut.as_bytes()]).unwrap_err();
+        assert!(matches!(err, ProviderError::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn invalid_arguments_are_a_protocol_error() {
+        let stream = concat!(
+            "data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0,\"id\":\"c\",\"function\":{\"name\":\"f\",\"arguments\":\"{oops\"}}]}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"tool_calls\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let err = decode_all(&[stream.as_bytes()]).unwrap_err();
+        assert!(err.to_string().contains("invalid JSON arguments"), "{err}");
+    }
+
+    #[test]
+    fn error_chunk_is_an_upstream_error() {
+        let stream = "data: {\"error\":{\"message\":\"overloaded\",\"type\":\"server_error\"}}\n\n";
+        let err = decode_all(&[stream.as_bytes()]).unwrap_err();
+        assert_eq!(
+            err,
+            ProviderError::Upstream {
+                provider: "openai".into(),
+                kind: "server_error".into(),
+                message: "overloaded".into()
+            }
+        );
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn request_shape() {
+        let mut req = ChatRequest::new(
+            "gpt",
+            vec![
+                Message::system("sys"),
+                Message::user("hi"),
+                Message::assistant_tool_calls(
+                    "",
+                    vec![ToolCall {
+                        id: "c1".into(),
+                        name: "f".into(),
+                        arguments: json!({"x": 1}),
+                    }],
+                ),
+                Message::tool_result("c1", "42"),
+            ],
+        );
+        req.max_tokens = Some(10);
+        let v = serde_json::to_value(wire_request(&req, true)).unwrap();
+        assert_eq!(v["stream_options"], json!({"include_usage": true}));
+        assert_eq!(v["messages"][2]["content"], Value::Null);
+        assert_eq!(
+            v["messages"][2]["tool_calls"][0]["function"]["arguments"],
+            json!("{\"x\":1}")
+        );
+        assert_eq!(v["messages"][3]["tool_call_id"], json!("c1"));
+        assert_eq!(v["max_tokens"], json!(10));
+        assert!(v.get("stop").is_none() && v.get("tools").is_none());
+        let v = serde_json::to_value(wire_request(&req, false)).unwrap();
+        assert!(v.get("stream_options").is_none());
+    }
+}

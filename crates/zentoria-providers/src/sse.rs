@@ -1,0 +1,222 @@
+//! Incremental Server-Sent Events parser (the `text/event-stream` framing of the WHATWG spec).
+//!
+//! Bytes may arrive split at arbitrary positions, including inside a UTF-8 sequence or between
+//! `\r` and `\n`; the parser produces the same events regardless of chunking.
+
+/// One dispatched SSE event.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SseEvent {
+    /// The `event:` field, if present.
+    pub event: Option<String>,
+    /// The `data:` fields joined with `\n`.
+    pub data: String,
+}
+
+/// Why the byte stream is not valid SSE.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseError(pub String);
+
+/// Incremental SSE decoder.
+#[derive(Debug, Default)]
+pub struct SseParser {
+    line: Vec<u8>,
+    after_cr: bool,
+    started: bool,
+    event: Option<String>,
+    data: String,
+    has_data: bool,
+}
+
+impl SseParser {
+    /// A parser at the start of a stream.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feeds a chunk and appends completed events to `out`.
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        for &byte in chunk {
+            if self.after_cr {
+                self.after_cr = false;
+                if byte == b'\n' {
+                    continue;
+                }
+            }
+            match byte {
+                b'\n' => self.end_line(out)?,
+                b'\r' => {
+                    self.after_cr = true;
+                    self.end_line(out)?;
+                }
+                _ => self.line.push(byte),
+            }
+        }
+        Ok(())
+    }
+
+    /// Signals end of input. A final event whose lines were complete but that lacked the
+    /// terminating blank line is dispatched; an unterminated partial line is discarded.
+    pub fn finish(&mut self, out: &mut Vec<SseEvent>) {
+        self.line.clear();
+        self.dispatch(out);
+    }
+
+    fn end_line(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        let raw = std::mem::take(&mut self.line);
+        let mut line = raw.as_slice();
+        if !self.started {
+            self.started = true;
+            line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+        }
+        if line.is_empty() {
+            self.dispatch(out);
+            return Ok(());
+        }
+        let line = std::str::from_utf8(line)
+            .map_err(|e| SseError(format!("event stream line is not UTF-8: {e}")))?;
+        if line.starts_with(':') {
+            return Ok(()); // comment / keep-alive
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event = Some(value.to_owned()),
+            "data" => {
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
+                self.has_data = true;
+            }
+            _ => {} // id, retry and unknown fields are irrelevant here
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, out: &mut Vec<SseEvent>) {
+        let event = self.event.take();
+        if !self.has_data {
+            return;
+        }
+        self.has_data = false;
+        out.push(SseEvent {
+            event,
+            data: std::mem::take(&mut self.data),
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_chunks(chunks: &[&[u8]]) -> Result<Vec<SseEvent>, SseError> {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed(c, &mut out)?;
+        }
+        p.finish(&mut out);
+        Ok(out)
+    }
+
+    fn ev(event: Option<&str>, data: &str) -> SseEvent {
+        SseEvent {
+            event: event.map(str::to_owned),
+            data: data.to_owned(),
+        }
+    }
+
+    const SAMPLE: &[u8] =
+        "\u{feff}: keep-alive\r\n\r\nevent: message_start\r\ndata: {\"a\":1}\r\n\r\n\
+data:no-space\n\ndata: multi\ndata: line é漢🎉\nid: 7\nretry: 10\n\n\
+event: ping\ndata: {}\r\rdata: [DONE]\n\n"
+            .as_bytes();
+
+    fn sample_expected() -> Vec<SseEvent> {
+        vec![
+            ev(Some("message_start"), "{\"a\":1}"),
+            ev(None, "no-space"),
+            ev(None, "multi\nline é漢🎉"),
+            ev(Some("ping"), "{}"),
+            ev(None, "[DONE]"),
+        ]
+    }
+
+    #[test]
+    fn parses_fields_comments_and_line_endings() {
+        assert_eq!(parse_chunks(&[SAMPLE]).unwrap(), sample_expected());
+    }
+
+    #[test]
+    fn every_single_split_point_gives_identical_events() {
+        for i in 0..=SAMPLE.len() {
+            let (a, b) = SAMPLE.split_at(i);
+            assert_eq!(
+                parse_chunks(&[a, b]).unwrap(),
+                sample_expected(),
+                "split at {i}"
+            );
+        }
+    }
+
+    #[test]
+    fn every_pair_of_split_points_gives_identical_events() {
+        for i in 0..=SAMPLE.len() {
+            for j in i..=SAMPLE.len() {
+                let chunks = [&SAMPLE[..i], &SAMPLE[i..j], &SAMPLE[j..]];
+                assert_eq!(parse_chunks(&chunks).unwrap(), sample_expected(), "{i}/{j}");
+            }
+        }
+    }
+
+    #[test]
+    fn pseudo_random_chunkings_give_identical_events() {
+        // Deterministic xorshift so failures are reproducible.
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..500 {
+            let mut chunks = Vec::new();
+            let mut pos = 0;
+            while pos < SAMPLE.len() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let len = (seed % 9) as usize; // includes empty chunks
+                let end = (pos + len).min(SAMPLE.len());
+                chunks.push(&SAMPLE[pos..end]);
+                pos = end;
+            }
+            assert_eq!(parse_chunks(&chunks).unwrap(), sample_expected());
+        }
+    }
+
+    #[test]
+    fn one_byte_at_a_time() {
+        let chunks: Vec<&[u8]> = SAMPLE.chunks(1).collect();
+        assert_eq!(parse_chunks(&chunks).unwrap(), sample_expected());
+    }
+
+    #[test]
+    fn unterminated_final_line_is_discarded_but_complete_event_is_flushed() {
+        assert_eq!(
+            parse_chunks(&[b"data: a\n\ndata: b\ndata: {\"trunc"]).unwrap(),
+            vec![ev(None, "a"), ev(None, "b")]
+        );
+        assert_eq!(parse_chunks(&[b"data: {\"trunc"]).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn event_without_data_is_not_dispatched_and_does_not_leak_its_type() {
+        assert_eq!(
+            parse_chunks(&[b"event: x\n\ndata: y\n\n"]).unwrap(),
+            vec![ev(None, "y")]
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_is_an_error() {
+        assert!(parse_chunks(&[b"data: \xff\xfe\n\n"]).is_err());
+    }
+}

@@ -1,0 +1,640 @@
+//! HTTP plumbing shared by all providers: timeouts, retries, circuit breaking, error mapping and
+//! the streaming state machine.
+
+use std::collections::VecDeque;
+use std::error::Error as _;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, Response};
+use tokio::time::{Instant, timeout_at};
+
+use crate::breaker::{BreakerState, CircuitBreaker, Permit};
+use crate::error::{ProviderError, Secret, TimeoutPhase};
+use crate::options::ProviderOptions;
+use crate::types::{ChatResponse, ResponseBuilder, StreamEvent};
+
+/// Longest prefix of a non-JSON error body kept in an error message.
+const MAX_RAW_ERROR: usize = 512;
+
+/// Turns a provider's wire bytes into normalized events.
+pub(crate) trait Decoder: Send + 'static {
+    /// Consumes one chunk of the response body.
+    fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError>;
+    /// Called once at end of body; may flush buffered events.
+    fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError>;
+}
+
+/// Extracts `(message, kind)` from a provider's documented error body.
+pub(crate) type ErrorBodyParser = fn(&[u8]) -> Option<(String, Option<String>)>;
+
+/// One HTTP request to make (possibly several times).
+#[derive(Debug, Clone)]
+pub(crate) struct RequestSpec {
+    pub method: Method,
+    pub url: String,
+    pub body: Option<Bytes>,
+}
+
+impl RequestSpec {
+    pub(crate) fn get(url: String) -> Self {
+        Self {
+            method: Method::GET,
+            url,
+            body: None,
+        }
+    }
+
+    pub(crate) fn post_json(url: String, body: &impl serde::Serialize) -> Self {
+        Self {
+            method: Method::POST,
+            url,
+            // Serializing our own request types cannot fail: they contain only strings,
+            // numbers and `serde_json::Value`s.
+            body: Some(Bytes::from(
+                serde_json::to_vec(body).expect("request serializes to JSON"),
+            )),
+        }
+    }
+}
+
+/// Shared HTTP client state of one provider instance.
+pub(crate) struct Transport {
+    name: Arc<str>,
+    client: reqwest::Client,
+    options: ProviderOptions,
+    breaker: Arc<CircuitBreaker>,
+    secret: Option<Secret>,
+    parse_error: ErrorBodyParser,
+}
+
+impl fmt::Debug for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transport")
+            .field("name", &self.name)
+            .field("options", &self.options)
+            .field("breaker", &self.breaker.state())
+            .field("api_key", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transport {
+    /// Builds a client. `headers` are sent with every request; values derived from `secret`
+    /// must already be marked sensitive.
+    pub(crate) fn new(
+        name: &str,
+        options: ProviderOptions,
+        secret: Option<Secret>,
+        headers: HeaderMap,
+        parse_error: ErrorBodyParser,
+    ) -> Result<Self, ProviderError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(options.connect_timeout)
+            .default_headers(headers)
+            .user_agent(concat!("zentoria-providers/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ProviderError::Config {
+                provider: name.to_owned(),
+                message: format!("cannot build HTTP client: {e}"),
+            })?;
+        Ok(Self {
+            name: Arc::from(name),
+            client,
+            breaker: CircuitBreaker::new(options.breaker_threshold, options.breaker_cooldown),
+            options,
+            secret,
+            parse_error,
+        })
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn breaker_state(&self) -> BreakerState {
+        self.breaker.state()
+    }
+
+    /// Makes a non-streaming call: retries transient failures, then hands the body of the
+    /// successful response to `parse`. The whole exchange (per attempt) is bounded by
+    /// `first_token_timeout`.
+    pub(crate) async fn call<T>(
+        &self,
+        spec: &RequestSpec,
+        parse: impl Fn(&[u8]) -> Result<T, ProviderError>,
+    ) -> Result<T, ProviderError> {
+        let permit = self.acquire()?;
+        let parse = &parse;
+        let result = self
+            .with_retries(|| async move {
+                let deadline = Instant::now() + self.options.first_token_timeout;
+                let response = self.send(spec, deadline).await?;
+                let body = match timeout_at(deadline, response.bytes()).await {
+                    Err(_) => return Err(self.timeout(TimeoutPhase::FirstToken)),
+                    Ok(Err(e)) => {
+                        return Err(ProviderError::Connect {
+                            provider: self.name.to_string(),
+                            message: format!(
+                                "connection lost while reading the response: {}",
+                                self.describe(&e)
+                            ),
+                        });
+                    }
+                    Ok(Ok(body)) => body,
+                };
+                parse(&body)
+            })
+            .await;
+        settle(permit, &result);
+        result
+    }
+
+    /// Opens a stream: retries transient failures until the first normalized event is ready
+    /// (bounded by `first_token_timeout` per attempt), then never again.
+    pub(crate) async fn stream<D: Decoder>(
+        &self,
+        spec: &RequestSpec,
+        model: &str,
+        new_decoder: impl Fn() -> D,
+    ) -> Result<ChatStream, ProviderError> {
+        let permit = self.acquire()?;
+        let new_decoder = &new_decoder;
+        let result = self
+            .with_retries(|| async move {
+                let deadline = Instant::now() + self.options.first_token_timeout;
+                let response = self.send(spec, deadline).await?;
+                let mut state = StreamState {
+                    name: Arc::clone(&self.name),
+                    body: Box::pin(response.bytes_stream()),
+                    decoder: new_decoder(),
+                    queue: VecDeque::new(),
+                    eof: false,
+                    finished: false,
+                    pending_error: None,
+                    options: self.options.clone(),
+                    permit: None,
+                };
+                state.fill(Some(deadline)).await?;
+                Ok(state)
+            })
+            .await;
+        match result {
+            Ok(mut state) => {
+                state.permit = Some(permit);
+                Ok(ChatStream::new(state, Arc::clone(&self.name), model))
+            }
+            Err(e) => {
+                settle(permit, &Err::<(), _>(e.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    fn acquire(&self) -> Result<Permit, ProviderError> {
+        self.breaker
+            .acquire()
+            .map_err(|refused| ProviderError::CircuitOpen {
+                provider: self.name.to_string(),
+                failures: refused.failures,
+                retry_in: refused.retry_in,
+            })
+    }
+
+    async fn with_retries<T, F, Fut>(&self, mut attempt: F) -> Result<T, ProviderError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, ProviderError>>,
+    {
+        let mut retry = 0;
+        loop {
+            match attempt().await {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is_retryable() && retry < self.options.max_retries => {
+                    let delay = match e.retry_after() {
+                        // The upstream wants a longer pause than we are willing to wait:
+                        // hand its answer (with `retry_after`) to the caller instead.
+                        Some(wait) if wait > self.options.max_backoff => return Err(e),
+                        Some(wait) => wait,
+                        None => self.options.backoff(retry),
+                    };
+                    retry += 1;
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Sends the request and returns the response if its status is 2xx.
+    async fn send(&self, spec: &RequestSpec, deadline: Instant) -> Result<Response, ProviderError> {
+        let mut request = self.client.request(spec.method.clone(), &spec.url);
+        if let Some(body) = &spec.body {
+            request = request
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )
+                .body(body.clone());
+        }
+        let response = match timeout_at(deadline, request.send()).await {
+            Err(_) => return Err(self.timeout(TimeoutPhase::FirstToken)),
+            Ok(Err(e)) => return Err(self.transport_error(&e)),
+            Ok(Ok(response)) => response,
+        };
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = parse_retry_after(response.headers());
+        // Best effort: the status alone is still a useful error if the body never arrives.
+        let body = timeout_at(deadline, response.bytes())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        Err(self.status_error(status, retry_after, &body))
+    }
+
+    fn status_error(
+        &self,
+        status: reqwest::StatusCode,
+        retry_after: Option<Duration>,
+        body: &[u8],
+    ) -> ProviderError {
+        let (message, kind) = (self.parse_error)(body).unwrap_or_else(|| {
+            let raw = String::from_utf8_lossy(body);
+            let raw = raw.trim();
+            let message = if raw.is_empty() {
+                status
+                    .canonical_reason()
+                    .unwrap_or("no error message")
+                    .to_owned()
+            } else {
+                truncate(raw, MAX_RAW_ERROR)
+            };
+            (message, None)
+        });
+        let message = self.scrub(&message);
+        let provider = self.name.to_string();
+        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            ProviderError::RateLimited {
+                provider,
+                retry_after,
+                message,
+            }
+        } else {
+            ProviderError::Http {
+                provider,
+                status: status.as_u16(),
+                kind,
+                message,
+                retry_after,
+            }
+        }
+    }
+
+    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+        let provider = self.name.to_string();
+        if e.is_connect() && e.is_timeout() {
+            return ProviderError::Timeout {
+                provider,
+                phase: TimeoutPhase::Connect,
+                after: self.options.connect_timeout,
+            };
+        }
+        if e.is_builder() {
+            return ProviderError::Config {
+                provider,
+                message: self.describe(e),
+            };
+        }
+        ProviderError::Connect {
+            provider,
+            message: self.describe(e),
+        }
+    }
+
+    fn timeout(&self, phase: TimeoutPhase) -> ProviderError {
+        timeout_error(&self.name, phase, &self.options)
+    }
+
+    /// The error and its causes on one line, without secrets.
+    fn describe(&self, e: &reqwest::Error) -> String {
+        self.scrub(&error_chain(e))
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.secret {
+            Some(secret) => secret.scrub(text),
+            None => text.to_owned(),
+        }
+    }
+}
+
+fn settle<T>(permit: Permit, result: &Result<T, ProviderError>) {
+    match result {
+        Err(e) if e.counts_against_breaker() => permit.failure(),
+        _ => permit.success(),
+    }
+}
+
+fn timeout_error(name: &str, phase: TimeoutPhase, options: &ProviderOptions) -> ProviderError {
+    let after = match phase {
+        TimeoutPhase::Connect => options.connect_timeout,
+        TimeoutPhase::FirstToken => options.first_token_timeout,
+        TimeoutPhase::Idle => options.idle_timeout,
+    };
+    ProviderError::Timeout {
+        provider: name.to_owned(),
+        phase,
+        after,
+    }
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// Parses `retry-after-ms` (OpenAI) or `Retry-After` in seconds. HTTP-date values are ignored.
+pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let get = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    };
+    if let Some(ms) = get("retry-after-ms") {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    get("retry-after").map(|secs| Duration::from_secs_f64(secs.min(86_400.0)))
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// The live half of a streaming call.
+struct StreamState<D> {
+    name: Arc<str>,
+    body: ByteStream,
+    decoder: D,
+    queue: VecDeque<StreamEvent>,
+    eof: bool,
+    finished: bool,
+    /// A decode error found after some events of the same chunk; reported once they are out.
+    pending_error: Option<ProviderError>,
+    options: ProviderOptions,
+    permit: Option<Permit>,
+}
+
+impl<D: Decoder> StreamState<D> {
+    /// Reads until at least one event is queued. With a `deadline` (first-token phase) the
+    /// whole wait is bounded by it; otherwise each chunk read is bounded by the idle timeout.
+    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ProviderError> {
+        while self.queue.is_empty() {
+            if let Some(e) = self.pending_error.take() {
+                return Err(e);
+            }
+            if self.eof {
+                return Err(crate::error::protocol(
+                    &self.name,
+                    "stream ended before its terminal event (connection closed early)",
+                ));
+            }
+            let (wait, phase) = match deadline {
+                Some(deadline) => (deadline, TimeoutPhase::FirstToken),
+                None => (
+                    Instant::now() + self.options.idle_timeout,
+                    TimeoutPhase::Idle,
+                ),
+            };
+            let decoded = match timeout_at(wait, self.body.next()).await {
+                Err(_) => return Err(timeout_error(&self.name, phase, &self.options)),
+                Ok(Some(Ok(chunk))) => self.decoder.feed(&chunk, &mut self.queue),
+                Ok(Some(Err(e))) => {
+                    return Err(crate::error::protocol(
+                        &self.name,
+                        format!("stream interrupted: {}", error_chain(&e)),
+                    ));
+                }
+                Ok(None) => {
+                    self.eof = true;
+                    self.decoder.finish(&mut self.queue)
+                }
+            };
+            if let Err(e) = decoded {
+                if self.queue.is_empty() {
+                    return Err(e);
+                }
+                // Deliver the events decoded before the bad input first.
+                self.pending_error = Some(e);
+            }
+        }
+        Ok(())
+    }
+
+    async fn next_item(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
+        if self.finished {
+            return None;
+        }
+        if let Err(e) = self.fill(None).await {
+            self.finished = true;
+            if let Some(permit) = self.permit.take() {
+                settle(permit, &Err::<(), _>(e.clone()));
+            }
+            return Some(Err(e));
+        }
+        let event = self.queue.pop_front()?;
+        if matches!(event, StreamEvent::Done { .. }) {
+            self.finished = true;
+            self.queue.clear();
+            if let Some(permit) = self.permit.take() {
+                permit.success();
+            }
+        }
+        Some(Ok(event))
+    }
+}
+
+/// A stream of normalized events from one chat completion.
+///
+/// Yields `Delta`/`ToolCall` events, then `Usage` (when reported) and a final `Done`; or an
+/// error, after which it ends. Dropping it closes the upstream connection.
+pub struct ChatStream {
+    inner: Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>,
+    provider: Arc<str>,
+    model: String,
+}
+
+impl ChatStream {
+    fn new<D: Decoder>(state: StreamState<D>, provider: Arc<str>, model: &str) -> Self {
+        let inner = futures_util::stream::unfold(state, |mut state| async move {
+            let item = state.next_item().await?;
+            Some((item, state))
+        });
+        Self {
+            inner: Box::pin(inner),
+            provider,
+            model: model.to_owned(),
+        }
+    }
+
+    /// Name of the provider instance producing this stream.
+    pub fn provider(&self) -> &str {
+        &self.provider
+    }
+
+    /// Consumes the stream into a complete response.
+    pub async fn collect_response(mut self) -> Result<ChatResponse, ProviderError> {
+        let mut builder = ResponseBuilder::default();
+        while let Some(event) = self.next().await {
+            builder.push(event?);
+        }
+        if !builder.is_done() {
+            return Err(crate::error::protocol(
+                &self.provider,
+                "stream ended without a terminal event",
+            ));
+        }
+        Ok(builder.finish(self.model))
+    }
+}
+
+impl fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("provider", &self.provider)
+            .field("model", &self.model)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Stream for ChatStream {
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_parsing() {
+        let mut h = HeaderMap::new();
+        assert_eq!(parse_retry_after(&h), None);
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_secs(2)));
+        h.insert("retry-after-ms", HeaderValue::from_static("150"));
+        assert_eq!(parse_retry_after(&h), Some(Duration::from_millis(150)));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(parse_retry_after(&h), None);
+    }
+
+    /// `a` → a delta, `x` → a protocol error, `d` → done.
+    struct ByteDecoder;
+
+    impl Decoder for ByteDecoder {
+        fn feed(
+            &mut self,
+            chunk: &[u8],
+            out: &mut VecDeque<StreamEvent>,
+        ) -> Result<(), ProviderError> {
+            for b in chunk {
+                match b {
+                    b'a' => out.push_back(StreamEvent::Delta { text: "a".into() }),
+                    b'd' => out.push_back(StreamEvent::Done {
+                        finish_reason: crate::types::FinishReason::Stop,
+                    }),
+                    _ => return Err(crate::error::protocol("t", "bad byte")),
+                }
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, _: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
+            Ok(())
+        }
+    }
+
+    async fn run(chunks: &[&'static [u8]]) -> Vec<Result<StreamEvent, ProviderError>> {
+        let body = futures_util::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok(Bytes::from_static(c)))
+                .collect::<Vec<reqwest::Result<Bytes>>>(),
+        );
+        let state = StreamState {
+            name: Arc::from("t"),
+            body: Box::pin(body),
+            decoder: ByteDecoder,
+            queue: VecDeque::new(),
+            eof: false,
+            finished: false,
+            pending_error: None,
+            options: ProviderOptions::default(),
+            permit: None,
+        };
+        ChatStream::new(state, Arc::from("t"), "m")
+            .collect::<Vec<_>>()
+            .await
+    }
+
+    #[tokio::test]
+    async fn events_before_a_decode_error_are_delivered_first() {
+        let items = run(&[b"aax", b"ad"]).await;
+        assert_eq!(items.len(), 3);
+        assert!(items[0].is_ok() && items[1].is_ok());
+        assert!(matches!(items[2], Err(ProviderError::Protocol { .. })));
+    }
+
+    #[tokio::test]
+    async fn stream_ends_after_done_and_eof_without_done_is_an_error() {
+        let items = run(&[b"a", b"dxxx"]).await;
+        assert_eq!(items.len(), 2);
+        assert!(items.iter().all(Result::is_ok));
+        let items = run(&[b"a", b"a"]).await;
+        assert_eq!(items.len(), 3);
+        assert!(matches!(items[2], Err(ProviderError::Protocol { .. })));
+    }
+
+    #[test]
+    fn truncation_respects_char_boundaries() {
+        assert_eq!(truncate("abc", 5), "abc");
+        assert_eq!(truncate("ééé", 3), "é…");
+    }
+}

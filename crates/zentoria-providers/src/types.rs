@@ -1,0 +1,300 @@
+//! Provider-neutral request, response and streaming types.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Who authored a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Instructions for the model. Anthropic receives these in the top-level `system` field.
+    System,
+    /// The end user.
+    User,
+    /// The model.
+    Assistant,
+    /// The result of a tool call; pair it with [`Message::tool_call_id`].
+    Tool,
+}
+
+impl Role {
+    /// The lowercase wire name used by OpenAI-compatible servers and Ollama.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
+/// One turn of a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    /// Author of the turn.
+    pub role: Role,
+    /// Text content (may be empty for an assistant turn that only calls tools).
+    #[serde(default)]
+    pub content: String,
+    /// Tool calls made by the assistant in this turn.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// For [`Role::Tool`] messages: the [`ToolCall::id`] this message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    fn new(role: Role, content: impl Into<String>) -> Self {
+        Self {
+            role,
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+        }
+    }
+
+    /// A system message.
+    pub fn system(content: impl Into<String>) -> Self {
+        Self::new(Role::System, content)
+    }
+
+    /// A user message.
+    pub fn user(content: impl Into<String>) -> Self {
+        Self::new(Role::User, content)
+    }
+
+    /// An assistant message with text only.
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Self::new(Role::Assistant, content)
+    }
+
+    /// An assistant message that calls tools.
+    pub fn assistant_tool_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Self {
+            tool_calls,
+            ..Self::new(Role::Assistant, content)
+        }
+    }
+
+    /// The result of the tool call `tool_call_id`.
+    pub fn tool_result(tool_call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Self {
+            tool_call_id: Some(tool_call_id.into()),
+            ..Self::new(Role::Tool, content)
+        }
+    }
+}
+
+/// A tool the model may call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Function name.
+    pub name: String,
+    /// What the tool does, for the model.
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// A complete tool call made by the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// Identifier used to match the tool result. Synthesized (`call_0`, `call_1`, …) for Ollama.
+    pub id: String,
+    /// Function name.
+    pub name: String,
+    /// Parsed JSON arguments (an object for well-behaved models).
+    pub arguments: Value,
+}
+
+/// A chat-completion request. `model` is the provider's own model name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// Upstream model name, e.g. `llama3.2`, `gpt-4o-mini`, `claude-sonnet-4-5`.
+    pub model: String,
+    /// Conversation so far.
+    pub messages: Vec<Message>,
+    /// Tools offered to the model.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolSpec>,
+    /// Sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    /// Maximum number of tokens to generate. Anthropic requires one; the client supplies a
+    /// default when this is `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    /// Nucleus sampling.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Stop sequences.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+}
+
+impl ChatRequest {
+    /// A request for `model` with the given messages and default sampling.
+    pub fn new(model: impl Into<String>, messages: Vec<Message>) -> Self {
+        Self {
+            model: model.into(),
+            messages,
+            ..Self::default()
+        }
+    }
+}
+
+/// Why generation stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// Natural end of the turn or a stop sequence.
+    Stop,
+    /// The token limit was reached.
+    Length,
+    /// The model wants tool results.
+    ToolCalls,
+    /// The provider filtered or refused the output.
+    ContentFilter,
+    /// Any other provider-specific reason, verbatim.
+    Other(String),
+}
+
+/// Token accounting reported by the upstream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// Tokens in the prompt.
+    pub prompt_tokens: u64,
+    /// Tokens generated.
+    pub completion_tokens: u64,
+}
+
+impl Usage {
+    /// Sum of prompt and completion tokens.
+    pub fn total(&self) -> u64 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// One normalized streaming event.
+///
+/// A successful stream is a sequence of `Delta` and `ToolCall` events, then at most one `Usage`,
+/// then exactly one `Done`, after which the stream ends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamEvent {
+    /// A piece of assistant text.
+    Delta {
+        /// The text fragment.
+        text: String,
+    },
+    /// A complete tool call with parsed arguments.
+    ToolCall(ToolCall),
+    /// Token usage for the whole response.
+    Usage(Usage),
+    /// The terminal event.
+    Done {
+        /// Why generation stopped.
+        finish_reason: FinishReason,
+    },
+}
+
+/// A complete (non-streaming) chat response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatResponse {
+    /// The assistant message, including any tool calls.
+    pub message: Message,
+    /// Why generation stopped.
+    pub finish_reason: FinishReason,
+    /// Token usage, when the upstream reported it.
+    pub usage: Option<Usage>,
+    /// The model that answered (as reported by the upstream, else the requested one).
+    pub model: String,
+}
+
+/// A model offered by a provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// The provider's model name, usable as [`ChatRequest::model`].
+    pub id: String,
+    /// Owner as reported by the upstream (OpenAI `owned_by`), if any.
+    pub owned_by: Option<String>,
+    /// Name of the provider instance that listed the model.
+    pub provider: String,
+}
+
+/// Folds stream events into a [`ChatResponse`]; shared by streaming and non-streaming paths.
+#[derive(Debug, Default)]
+pub(crate) struct ResponseBuilder {
+    text: String,
+    tool_calls: Vec<ToolCall>,
+    usage: Option<Usage>,
+    finish_reason: Option<FinishReason>,
+}
+
+impl ResponseBuilder {
+    pub(crate) fn push(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Delta { text } => self.text.push_str(&text),
+            StreamEvent::ToolCall(call) => self.tool_calls.push(call),
+            StreamEvent::Usage(usage) => self.usage = Some(usage),
+            StreamEvent::Done { finish_reason } => self.finish_reason = Some(finish_reason),
+        }
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.finish_reason.is_some()
+    }
+
+    /// Builds the response. Callers must check [`Self::is_done`] first.
+    pub(crate) fn finish(self, model: String) -> ChatResponse {
+        ChatResponse {
+            message: Message::assistant_tool_calls(self.text, self.tool_calls),
+            finish_reason: self.finish_reason.unwrap_or(FinishReason::Stop),
+            usage: self.usage,
+            model,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stream_events_serialize_with_type_tag() {
+        let v = serde_json::to_value(StreamEvent::Delta { text: "hi".into() }).unwrap();
+        assert_eq!(v, serde_json::json!({"type": "delta", "text": "hi"}));
+        let v = serde_json::to_value(StreamEvent::Done {
+            finish_reason: FinishReason::Other("load".into()),
+        })
+        .unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"type": "done", "finish_reason": {"other": "load"}})
+        );
+    }
+
+    #[test]
+    fn builder_folds_events() {
+        let mut b = ResponseBuilder::default();
+        b.push(StreamEvent::Delta { text: "a".into() });
+        b.push(StreamEvent::Delta { text: "b".into() });
+        b.push(StreamEvent::Usage(Usage {
+            prompt_tokens: 1,
+            completion_tokens: 2,
+        }));
+        assert!(!b.is_done());
+        b.push(StreamEvent::Done {
+            finish_reason: FinishReason::Length,
+        });
+        assert!(b.is_done());
+        let r = b.finish("m".into());
+        assert_eq!(r.message.content, "ab");
+        assert_eq!(r.message.role, Role::Assistant);
+        assert_eq!(r.finish_reason, FinishReason::Length);
+        assert_eq!(r.usage.unwrap().total(), 3);
+    }
+}

@@ -1,0 +1,138 @@
+//! Anthropic Messages client against a fake `/v1/messages` server.
+
+mod common;
+
+use common::scenarios::{drain, request};
+use common::{Completion, Fake, Reply, Wire, fast_options};
+use serde_json::json;
+use zentoria_providers::{
+    ANTHROPIC_VERSION, AnthropicClient, ChatRequest, ClientConfig, Message, Provider,
+    ProviderError, StreamEvent, ToolCall,
+};
+
+provider_suite!(Wire::Anthropic);
+
+#[tokio::test]
+async fn tool_result_round_trip_request_shape() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let req = ChatRequest::new(
+        "fake-model",
+        vec![
+            Message::system("Be terse."),
+            Message::user("Weather in Paris and Rome?"),
+            Message::assistant_tool_calls(
+                "Checking both.",
+                vec![
+                    ToolCall {
+                        id: "toolu_1".into(),
+                        name: "get_weather".into(),
+                        arguments: json!({"city": "Paris"}),
+                    },
+                    ToolCall {
+                        id: "toolu_2".into(),
+                        name: "get_weather".into(),
+                        arguments: json!({"city": "Rome"}),
+                    },
+                ],
+            ),
+            Message::tool_result("toolu_1", "21C"),
+            Message::tool_result("toolu_2", "18C"),
+        ],
+    );
+    let stream = fake
+        .provider(fast_options())
+        .chat_stream(&req)
+        .await
+        .unwrap();
+    assert_eq!(drain(stream).await.1, None);
+    let recorded = &fake.chat_requests()[0];
+    assert_eq!(recorded.headers["x-api-key"], common::API_KEY);
+    assert_eq!(recorded.headers["anthropic-version"], ANTHROPIC_VERSION);
+    let body = &recorded.body;
+    assert_eq!(body["system"], json!("Be terse."));
+    assert_eq!(body["max_tokens"], json!(4096));
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+            {"role": "assistant", "content": [
+                {"type": "text", "text": "Checking both."},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "toolu_2", "name": "get_weather", "input": {"city": "Rome"}},
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": "21C"},
+                {"type": "tool_result", "tool_use_id": "toolu_2", "content": "18C"},
+            ]},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn stop_sequences_and_max_tokens() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let client = AnthropicClient::new(
+        ClientConfig::new()
+            .with_base_url(&fake.base_url)
+            .with_api_key(common::API_KEY)
+            .with_options(fast_options()),
+    )
+    .unwrap()
+    .with_default_max_tokens(1000);
+    let provider = Provider::from(client);
+    let mut req = request();
+    req.stop = vec!["\n\nHuman:".into()];
+    req.temperature = Some(0.0);
+    provider.chat(&req).await.unwrap();
+    let body = fake.last_body();
+    assert_eq!(body["max_tokens"], json!(1000));
+    assert_eq!(body["stop_sequences"], json!(["\n\nHuman:"]));
+    assert_eq!(body["temperature"], json!(0.0));
+    req.max_tokens = Some(50);
+    provider.chat(&req).await.unwrap();
+    assert_eq!(fake.last_body()["max_tokens"], json!(50));
+}
+
+#[tokio::test]
+async fn overloaded_event_before_first_token_is_retried() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    fake.push(Reply::StreamError {
+        completion: Completion::text(&["x"]),
+        before_text_piece: 0,
+        kind: "overloaded_error".into(),
+        message: "Overloaded".into(),
+    });
+    let stream = fake
+        .provider(fast_options())
+        .chat_stream(&request())
+        .await
+        .unwrap();
+    let (events, error) = drain(stream).await;
+    assert_eq!(error, None);
+    assert_eq!(
+        events[0],
+        StreamEvent::Delta {
+            text: "Hello".into()
+        }
+    );
+    assert_eq!(fake.chat_requests().len(), 2);
+}
+
+#[tokio::test]
+async fn http_529_overloaded_is_retried_then_reported() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    for _ in 0..3 {
+        fake.push(Reply::error(529, "overloaded_error", "Overloaded"));
+    }
+    let err = fake
+        .provider(fast_options())
+        .chat(&request())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "anthropic: HTTP 529 (overloaded_error): Overloaded"
+    );
+    assert!(matches!(err, ProviderError::Http { status: 529, .. }));
+    assert_eq!(fake.chat_requests().len(), 3);
+}

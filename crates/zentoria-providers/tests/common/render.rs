@@ -1,0 +1,431 @@
+//! Wire-format rendering and request validation for each fake provider, written from the
+//! providers' documented formats.
+
+use axum::http::{HeaderMap, Method};
+use serde_json::{Value, json};
+
+use super::{API_KEY, Completion};
+
+/// Which provider protocol a fake speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Wire {
+    OpenAi,
+    Anthropic,
+    Ollama,
+}
+
+/// One body write; `text` marks chunks carrying a text piece.
+#[derive(Clone, Debug)]
+pub struct Chunk {
+    pub bytes: Vec<u8>,
+    pub text: bool,
+}
+
+const MODELS: [&str; 3] = ["model-alpha", "model-beta", "model-gamma"];
+const CREATED: u64 = 1_700_000_000;
+
+fn sse(event: Option<&str>, data: &Value, text: bool) -> Chunk {
+    let mut s = String::new();
+    if let Some(event) = event {
+        s.push_str(&format!("event: {event}\n"));
+    }
+    s.push_str(&format!("data: {data}\n\n"));
+    Chunk {
+        bytes: s.into_bytes(),
+        text,
+    }
+}
+
+fn line(data: &Value, text: bool) -> Chunk {
+    Chunk {
+        bytes: format!("{data}\n").into_bytes(),
+        text,
+    }
+}
+
+impl Wire {
+    pub fn chat_path(self) -> &'static str {
+        match self {
+            Wire::OpenAi => "/v1/chat/completions",
+            Wire::Anthropic => "/v1/messages",
+            Wire::Ollama => "/api/chat",
+        }
+    }
+
+    pub fn models_path(self) -> &'static str {
+        match self {
+            Wire::OpenAi | Wire::Anthropic => "/v1/models",
+            Wire::Ollama => "/api/tags",
+        }
+    }
+
+    pub fn stream_content_type(self) -> &'static str {
+        match self {
+            Wire::Ollama => "application/x-ndjson",
+            _ => "text/event-stream",
+        }
+    }
+
+    /// Validates routing, authentication and required fields like the real service.
+    pub fn check_request(
+        self,
+        headers: &HeaderMap,
+        body: &Value,
+        method: &Method,
+        path: &str,
+    ) -> Result<(), (u16, &'static str, String)> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let known = (path == self.chat_path() && method == Method::POST)
+            || (path == self.models_path() && method == Method::GET);
+        if !known {
+            return Err((404, "not_found_error", format!("no route {method} {path}")));
+        }
+        match self {
+            Wire::OpenAi => {
+                if header("authorization") != Some(&format!("Bearer {API_KEY}")) {
+                    let got = header("authorization").unwrap_or("");
+                    let shown: String = got.trim_start_matches("Bearer ").chars().take(4).collect();
+                    return Err((
+                        401,
+                        "invalid_request_error",
+                        format!(
+                            "Incorrect API key provided: {shown}****. You can find your API key at https://platform.openai.com/account/api-keys."
+                        ),
+                    ));
+                }
+            }
+            Wire::Anthropic => {
+                if header("x-api-key") != Some(API_KEY) {
+                    return Err((401, "authentication_error", "invalid x-api-key".into()));
+                }
+                if header("anthropic-version").is_none() {
+                    return Err((
+                        400,
+                        "invalid_request_error",
+                        "anthropic-version: header is required".into(),
+                    ));
+                }
+                if path == self.chat_path() {
+                    if body.get("max_tokens").and_then(Value::as_u64).is_none() {
+                        return Err((
+                            400,
+                            "invalid_request_error",
+                            "max_tokens: Field required".into(),
+                        ));
+                    }
+                    let roles_ok = body["messages"].as_array().is_some_and(|m| {
+                        m.iter()
+                            .all(|m| m["role"] == "user" || m["role"] == "assistant")
+                    });
+                    if !roles_ok {
+                        return Err((
+                            400,
+                            "invalid_request_error",
+                            "messages: roles must be \"user\" or \"assistant\"".into(),
+                        ));
+                    }
+                }
+            }
+            Wire::Ollama => {}
+        }
+        if path == self.chat_path() && body.get("model").and_then(Value::as_str).is_none() {
+            return Err((400, "invalid_request_error", "model is required".into()));
+        }
+        Ok(())
+    }
+
+    pub fn error_body(self, kind: &str, message: &str) -> Value {
+        match self {
+            Wire::OpenAi => {
+                json!({"error": {"message": message, "type": kind, "param": null, "code": null}})
+            }
+            Wire::Anthropic => {
+                json!({"type": "error", "error": {"type": kind, "message": message}})
+            }
+            Wire::Ollama => json!({"error": message}),
+        }
+    }
+
+    pub fn stream_error_chunk(self, kind: &str, message: &str) -> String {
+        match self {
+            Wire::OpenAi => format!(
+                "data: {}\n\n",
+                json!({"error": {"message": message, "type": kind}})
+            ),
+            Wire::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                json!({"type": "error", "error": {"type": kind, "message": message}})
+            ),
+            Wire::Ollama => format!("{}\n", json!({"error": message})),
+        }
+    }
+
+    pub fn models_body(self, query: Option<&str>) -> Value {
+        match self {
+            Wire::OpenAi => json!({
+                "object": "list",
+                "data": MODELS.iter().map(|id| json!({"id": id, "object": "model", "created": CREATED, "owned_by": "fake-org"})).collect::<Vec<_>>(),
+            }),
+            Wire::Ollama => json!({
+                "models": MODELS.iter().map(|id| json!({
+                    "name": format!("{id}:latest"), "model": format!("{id}:latest"),
+                    "modified_at": "2024-05-01T00:00:00Z", "size": 1234, "digest": "abc",
+                    "details": {"format": "gguf", "family": "llama"}
+                })).collect::<Vec<_>>(),
+            }),
+            Wire::Anthropic => {
+                // Paginated like the real API, two per page to exercise `after_id`.
+                let after = query
+                    .unwrap_or("")
+                    .split('&')
+                    .find_map(|kv| kv.strip_prefix("after_id="));
+                let start = after
+                    .and_then(|a| MODELS.iter().position(|m| *m == a))
+                    .map_or(0, |p| p + 1);
+                let page: Vec<&str> = MODELS.iter().skip(start).take(2).copied().collect();
+                json!({
+                    "data": page.iter().map(|id| json!({"type": "model", "id": id, "display_name": id.to_uppercase(), "created_at": "2025-02-19T00:00:00Z"})).collect::<Vec<_>>(),
+                    "has_more": start + page.len() < MODELS.len(),
+                    "first_id": page.first(),
+                    "last_id": page.last(),
+                })
+            }
+        }
+    }
+
+    fn finish(self, c: &Completion) -> String {
+        if let Some(f) = &c.finish {
+            return f.clone();
+        }
+        let tools = !c.tool_calls.is_empty();
+        match self {
+            Wire::OpenAi => {
+                if tools {
+                    "tool_calls"
+                } else {
+                    "stop"
+                }
+            }
+            Wire::Anthropic => {
+                if tools {
+                    "tool_use"
+                } else {
+                    "end_turn"
+                }
+            }
+            Wire::Ollama => "stop",
+        }
+        .to_owned()
+    }
+
+    pub fn render_json(self, c: &Completion) -> Value {
+        let text = c.text.concat();
+        match self {
+            Wire::OpenAi => {
+                let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+                if !c.tool_calls.is_empty() {
+                    message["tool_calls"] = c
+                        .tool_calls
+                        .iter()
+                        .map(|t| json!({"id": t.id, "type": "function", "function": {"name": t.name, "arguments": t.args_pieces.concat()}}))
+                        .collect();
+                }
+                json!({
+                    "id": "chatcmpl-1", "object": "chat.completion", "created": CREATED, "model": c.model,
+                    "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": self.finish(c)}],
+                    "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                              "total_tokens": c.prompt_tokens + c.completion_tokens},
+                })
+            }
+            Wire::Anthropic => {
+                let mut content = Vec::new();
+                if !text.is_empty() {
+                    content.push(json!({"type": "text", "text": text}));
+                }
+                for t in &c.tool_calls {
+                    content.push(json!({"type": "tool_use", "id": t.id, "name": t.name, "input": t.arguments()}));
+                }
+                json!({
+                    "id": "msg_1", "type": "message", "role": "assistant", "model": c.model,
+                    "content": content, "stop_reason": self.finish(c), "stop_sequence": null,
+                    "usage": {"input_tokens": c.prompt_tokens, "output_tokens": c.completion_tokens},
+                })
+            }
+            Wire::Ollama => {
+                let mut message = json!({"role": "assistant", "content": text});
+                if !c.tool_calls.is_empty() {
+                    message["tool_calls"] = c
+                        .tool_calls
+                        .iter()
+                        .map(|t| json!({"function": {"name": t.name, "arguments": t.arguments()}}))
+                        .collect();
+                }
+                json!({
+                    "model": c.model, "created_at": "2024-05-01T00:00:00Z", "message": message,
+                    "done": true, "done_reason": self.finish(c), "total_duration": 5_000_000,
+                    "load_duration": 1000, "prompt_eval_count": c.prompt_tokens, "prompt_eval_duration": 10,
+                    "eval_count": c.completion_tokens, "eval_duration": 100,
+                })
+            }
+        }
+    }
+
+    pub fn render_stream(self, c: &Completion) -> Vec<Chunk> {
+        match self {
+            Wire::OpenAi => render_openai(c, &self.finish(c)),
+            Wire::Anthropic => render_anthropic(c, &self.finish(c)),
+            Wire::Ollama => render_ollama(c, &self.finish(c)),
+        }
+    }
+}
+
+fn render_openai(c: &Completion, finish: &str) -> Vec<Chunk> {
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": CREATED, "model": c.model,
+               "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+    };
+    let mut out = vec![sse(
+        None,
+        &chunk(json!({"role": "assistant", "content": ""}), Value::Null),
+        false,
+    )];
+    for piece in &c.text {
+        out.push(sse(
+            None,
+            &chunk(json!({"content": piece}), Value::Null),
+            true,
+        ));
+    }
+    for (i, t) in c.tool_calls.iter().enumerate() {
+        out.push(sse(
+            None,
+            &chunk(
+                json!({"tool_calls": [{"index": i, "id": t.id, "type": "function", "function": {"name": t.name, "arguments": ""}}]}),
+                Value::Null,
+            ),
+            false,
+        ));
+        for piece in &t.args_pieces {
+            out.push(sse(
+                None,
+                &chunk(
+                    json!({"tool_calls": [{"index": i, "function": {"arguments": piece}}]}),
+                    Value::Null,
+                ),
+                false,
+            ));
+        }
+    }
+    out.push(sse(None, &chunk(json!({}), json!(finish)), false));
+    out.push(sse(
+        None,
+        &json!({"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": CREATED, "model": c.model,
+                "choices": [], "usage": {"prompt_tokens": c.prompt_tokens, "completion_tokens": c.completion_tokens,
+                "total_tokens": c.prompt_tokens + c.completion_tokens}}),
+        false,
+    ));
+    out.push(Chunk {
+        bytes: b"data: [DONE]\n\n".to_vec(),
+        text: false,
+    });
+    out
+}
+
+fn render_anthropic(c: &Completion, finish: &str) -> Vec<Chunk> {
+    let mut out = vec![
+        sse(
+            Some("message_start"),
+            &json!({"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+                    "content": [], "model": c.model, "stop_reason": null, "stop_sequence": null,
+                    "usage": {"input_tokens": c.prompt_tokens, "output_tokens": 1}}}),
+            false,
+        ),
+        sse(Some("ping"), &json!({"type": "ping"}), false),
+    ];
+    let mut index = 0;
+    if !c.text.is_empty() {
+        out.push(sse(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}),
+            false,
+        ));
+        for piece in &c.text {
+            out.push(sse(
+                Some("content_block_delta"),
+                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}}),
+                true,
+            ));
+        }
+        out.push(sse(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": index}),
+            false,
+        ));
+        index += 1;
+    }
+    for t in &c.tool_calls {
+        out.push(sse(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": index,
+                    "content_block": {"type": "tool_use", "id": t.id, "name": t.name, "input": {}}}),
+            false,
+        ));
+        for piece in &t.args_pieces {
+            out.push(sse(
+                Some("content_block_delta"),
+                &json!({"type": "content_block_delta", "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece}}),
+                false,
+            ));
+        }
+        out.push(sse(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": index}),
+            false,
+        ));
+        index += 1;
+    }
+    out.push(sse(
+        Some("message_delta"),
+        &json!({"type": "message_delta", "delta": {"stop_reason": finish, "stop_sequence": null},
+                "usage": {"output_tokens": c.completion_tokens}}),
+        false,
+    ));
+    out.push(sse(
+        Some("message_stop"),
+        &json!({"type": "message_stop"}),
+        false,
+    ));
+    out
+}
+
+fn render_ollama(c: &Completion, finish: &str) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    for piece in &c.text {
+        out.push(line(
+            &json!({"model": c.model, "created_at": "2024-05-01T00:00:00Z",
+                    "message": {"role": "assistant", "content": piece}, "done": false}),
+            true,
+        ));
+    }
+    if !c.tool_calls.is_empty() {
+        let calls: Vec<Value> = c
+            .tool_calls
+            .iter()
+            .map(|t| json!({"function": {"name": t.name, "arguments": t.arguments()}}))
+            .collect();
+        out.push(line(
+            &json!({"model": c.model, "created_at": "2024-05-01T00:00:00Z",
+                    "message": {"role": "assistant", "content": "", "tool_calls": calls}, "done": false}),
+            false,
+        ));
+    }
+    out.push(line(
+        &json!({"model": c.model, "created_at": "2024-05-01T00:00:00Z",
+                "message": {"role": "assistant", "content": ""}, "done": true, "done_reason": finish,
+                "total_duration": 5_000_000, "load_duration": 1000, "prompt_eval_count": c.prompt_tokens,
+                "prompt_eval_duration": 10, "eval_count": c.completion_tokens, "eval_duration": 100}),
+        false,
+    ));
+    out
+}
