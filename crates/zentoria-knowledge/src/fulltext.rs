@@ -19,8 +19,10 @@ use tantivy::tokenizer::{
     Language, LowerCaser, RemoveLongFilter, SimpleTokenizer, Stemmer, StopWordFilter, TextAnalyzer,
 };
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
-use tokio::sync::{Notify, watch};
 use zentoria_core::{Error, Result};
+
+use crate::ChunkFilter;
+use crate::follow::Follower;
 use zentoria_store::Db;
 use zentoria_store::repo::knowledge as repo;
 
@@ -46,12 +48,7 @@ struct Fields {
 #[derive(Debug, Default, Clone)]
 pub struct KeywordQuery {
     pub text: String,
-    /// Only this owner's chunks (`None`: everyone's, for admins).
-    pub owner: Option<String>,
-    pub collection: Option<String>,
-    pub kinds: Vec<String>,
-    pub tags: Vec<String>,
-    pub file_ids: Vec<String>,
+    pub filter: ChunkFilter,
     pub limit: usize,
 }
 
@@ -65,8 +62,7 @@ struct Inner {
     reader: IndexReader,
     fields: Fields,
     writer: Mutex<Option<IndexWriter<TantivyDocument>>>,
-    applied: watch::Sender<i64>,
-    wake: Notify,
+    follower: Follower,
     db: Db,
     dir: PathBuf,
 }
@@ -144,15 +140,14 @@ impl FullText {
         // The writer is taken when there is something to write (see `follow`), so processes
         // that only read — and an idle server — start fast and small.
         let writer = None;
-        let (applied, _) = watch::channel(applied);
+        let follower = Follower::new("full-text index", applied);
         Ok(FullText {
             inner: Arc::new(Inner {
                 index,
                 reader,
                 fields,
                 writer: Mutex::new(writer),
-                applied,
-                wake: Notify::new(),
+                follower,
                 db,
                 dir,
             }),
@@ -170,12 +165,12 @@ impl FullText {
 
     /// The last change the searchable index reflects.
     pub fn applied(&self) -> i64 {
-        *self.inner.applied.borrow()
+        self.inner.follower.applied()
     }
 
     /// Asks the sync loop to look for changes now.
     pub fn nudge(&self) {
-        self.inner.wake.notify_one();
+        self.inner.follower.nudge();
     }
 
     /// Keeps the index in step with the database until the returned task is aborted.
@@ -188,24 +183,14 @@ impl FullText {
                     Ok(false) => {}
                     Err(e) => tracing::warn!(error = %e, "full-text sync failed; retrying"),
                 }
-                tokio::select! {
-                    _ = this.inner.wake.notified() => {}
-                    _ = tokio::time::sleep(every) => {}
-                }
+                this.inner.follower.idle(every).await;
             }
         })
     }
 
     /// Waits until the index reflects change `seq`.
     pub async fn wait_for(&self, seq: i64, timeout: Duration) -> Result<()> {
-        self.nudge();
-        let mut rx = self.inner.applied.subscribe();
-        match tokio::time::timeout(timeout, rx.wait_for(|a| *a >= seq)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(Error::Unavailable(format!(
-                "the full-text index did not reach change {seq} within {timeout:?}"
-            ))),
-        }
+        self.inner.follower.wait_for(seq, timeout).await
     }
 
     /// Applies one batch of changes; `true` when more may be waiting.
@@ -234,7 +219,7 @@ impl FullText {
         tokio::task::spawn_blocking(move || inner.apply(&ids, docs, last, false))
             .await
             .map_err(|e| Error::internal(e.to_string()))??;
-        self.inner.applied.send_replace(last);
+        self.inner.follower.set_applied(last);
         metrics::gauge!("zentoria_fulltext_position").set(last as f64);
         Ok(true)
     }
@@ -279,7 +264,7 @@ impl FullText {
                 .await
                 .map_err(|e| Error::internal(e.to_string()))??;
         }
-        self.inner.applied.send_replace(position);
+        self.inner.follower.set_applied(position);
         // Changes made during the rebuild are replayed from `position` on (idempotently).
         self.nudge();
         Ok(total)
@@ -291,9 +276,9 @@ impl FullText {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || -> Result<()> {
             let pos = committed_position(&inner.index);
-            if pos != *inner.applied.borrow() {
+            if pos != inner.follower.applied() {
                 inner.reader.reload().map_err(ft_err)?;
-                inner.applied.send_replace(pos);
+                inner.follower.set_applied(pos);
             }
             Ok(())
         })
@@ -323,7 +308,7 @@ impl FullText {
             };
             // Pick up whatever the previous holder committed before writing on top of it.
             inner.reader.reload().map_err(ft_err)?;
-            inner.applied.send_replace(committed_position(&inner.index));
+            inner.follower.set_applied(committed_position(&inner.index));
             if let Ok(mut slot) = inner.writer.lock() {
                 *slot = Some(w);
             }
@@ -437,23 +422,32 @@ impl Inner {
                 Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(any)), 0.0)),
             ));
         };
-        if let Some(o) = &q.owner {
+        let q_filter = &q.filter;
+        if let Some(o) = &q_filter.owner {
             filter(f.owner, &[o]);
         }
-        if let Some(c) = &q.collection {
+        if let Some(c) = &q_filter.collection {
             filter(f.collection, &[c]);
         }
         filter(
             f.kind,
-            &q.kinds.iter().map(String::as_str).collect::<Vec<_>>(),
+            &q_filter
+                .kinds
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
         );
         filter(
             f.tag,
-            &q.tags.iter().map(String::as_str).collect::<Vec<_>>(),
+            &q_filter.tags.iter().map(String::as_str).collect::<Vec<_>>(),
         );
         filter(
             f.file_id,
-            &q.file_ids.iter().map(String::as_str).collect::<Vec<_>>(),
+            &q_filter
+                .file_ids
+                .iter()
+                .map(String::as_str)
+                .collect::<Vec<_>>(),
         );
         let query = BooleanQuery::new(clauses);
         let searcher = self.reader.searcher();

@@ -10,6 +10,7 @@
 //! (later) MCP tools all call these functions.
 
 pub mod blobs;
+mod follow;
 pub mod fulltext;
 mod ingest;
 mod reembed;
@@ -39,6 +40,17 @@ pub use upload::{Upload, UploadMeta};
 pub use vectors::Vectors;
 pub use views::*;
 pub use zentoria_embed::Embedder;
+
+/// Which chunks a search may return: all conditions hold, and within a list any value does.
+#[derive(Debug, Default, Clone)]
+pub struct ChunkFilter {
+    /// Only this owner's chunks (`None`: everyone's, for admins).
+    pub owner: Option<String>,
+    pub collection: Option<String>,
+    pub kinds: Vec<String>,
+    pub tags: Vec<String>,
+    pub file_ids: Vec<String>,
+}
 
 /// Settings the composition root hands over.
 #[derive(Debug, Clone)]

@@ -11,7 +11,8 @@ use zentoria_store::repo::knowledge as repo;
 use crate::fulltext::KeywordQuery;
 use crate::vectors::{VectorQuery, Vectors};
 use crate::{
-    Citation, HybridSettings, Knowledge, SearchHit, SearchMode, SearchRequest, SearchResponse,
+    ChunkFilter, Citation, HybridSettings, Knowledge, SearchHit, SearchMode, SearchRequest,
+    SearchResponse,
 };
 
 const MAX_TOP_K: usize = 100;
@@ -82,7 +83,13 @@ impl Knowledge {
             Some(c) => Some(self.resolve_collection(p, c).await?.id),
             None => None,
         };
-        let owner = (!p.is_admin()).then(|| p.user_id.clone());
+        let filter = ChunkFilter {
+            owner: (!p.is_admin()).then(|| p.user_id.clone()),
+            collection,
+            kinds: req.filters.kinds.clone(),
+            tags: req.filters.tags.clone(),
+            file_ids: req.filters.file_ids.clone(),
+        };
         let candidates = match req.mode {
             SearchMode::Hybrid => (top_k * 2).max(HYBRID_CANDIDATES),
             _ => top_k,
@@ -95,11 +102,7 @@ impl Knowledge {
                 .fulltext
                 .search(KeywordQuery {
                     text: query.to_owned(),
-                    owner: owner.clone(),
-                    collection: collection.clone(),
-                    kinds: req.filters.kinds.clone(),
-                    tags: req.filters.tags.clone(),
-                    file_ids: req.filters.file_ids.clone(),
+                    filter: filter.clone(),
                     limit: candidates,
                 })
                 .await
@@ -121,11 +124,7 @@ impl Knowledge {
             vectors
                 .search(VectorQuery {
                     vector,
-                    owner: owner.clone(),
-                    collection: collection.clone(),
-                    kinds: req.filters.kinds.clone(),
-                    tags: req.filters.tags.clone(),
-                    file_ids: req.filters.file_ids.clone(),
+                    filter: filter.clone(),
                     limit: candidates,
                 })
                 .await

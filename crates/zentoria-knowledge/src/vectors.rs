@@ -14,8 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use zentoria_core::{Error, Result};
+
+use crate::ChunkFilter;
+use crate::follow::Follower;
 use zentoria_store::Db;
 use zentoria_store::repo::knowledge as repo;
 use zentoria_vectors::VectorIndex;
@@ -43,26 +46,19 @@ struct FileMeta {
 #[derive(Debug, Default, Clone)]
 pub struct VectorQuery {
     pub vector: Vec<f32>,
-    /// Only this owner's chunks (`None`: everyone's, for admins).
-    pub owner: Option<String>,
-    pub collection: Option<String>,
-    pub kinds: Vec<String>,
-    pub tags: Vec<String>,
-    pub file_ids: Vec<String>,
+    pub filter: ChunkFilter,
     pub limit: usize,
 }
 
-impl VectorQuery {
-    fn admits(&self, f: &FileMeta) -> bool {
-        self.owner.as_ref().is_none_or(|o| *o == f.owner)
-            && self
-                .collection
-                .as_ref()
-                .is_none_or(|c| f.collection.as_ref() == Some(c))
-            && (self.kinds.is_empty() || self.kinds.contains(&f.kind))
-            && (self.tags.is_empty() || self.tags.iter().any(|t| f.tags.contains(t)))
-            && (self.file_ids.is_empty() || self.file_ids.contains(&f.id))
-    }
+/// Whether the filter admits a chunk of this file.
+fn admits(q: &ChunkFilter, f: &FileMeta) -> bool {
+    q.owner.as_ref().is_none_or(|o| *o == f.owner)
+        && q.collection
+            .as_ref()
+            .is_none_or(|c| f.collection.as_ref() == Some(c))
+        && (q.kinds.is_empty() || q.kinds.contains(&f.kind))
+        && (q.tags.is_empty() || q.tags.iter().any(|t| f.tags.contains(t)))
+        && (q.file_ids.is_empty() || q.file_ids.contains(&f.id))
 }
 
 /// The in-memory index and what filters need to know about its chunks.
@@ -149,12 +145,11 @@ struct Inner {
     state: RwLock<State>,
     /// Held by the process that saves snapshots.
     writer_lock: Mutex<Option<File>>,
-    applied: watch::Sender<i64>,
+    follower: Follower,
     /// `false` until the snapshot (or a rebuild) is loaded.
     loaded: watch::Sender<bool>,
     /// The position of the last snapshot saved (or loaded).
     saved: Mutex<(i64, Instant)>,
-    wake: Notify,
 }
 
 fn vec_err(e: zentoria_vectors::VectorError) -> Error {
@@ -190,7 +185,7 @@ impl Vectors {
         let dir = data_dir.join("index").join(INDEX_DIR);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::internal(format!("cannot create {}: {e}", dir.display())))?;
-        let (applied, _) = watch::channel(0);
+        let follower = Follower::new("vector index", 0);
         let (loaded, _) = watch::channel(false);
         Ok(Vectors {
             inner: Arc::new(Inner {
@@ -199,10 +194,9 @@ impl Vectors {
                 dir,
                 state: RwLock::new(State::default()),
                 writer_lock: Mutex::new(None),
-                applied,
+                follower,
                 loaded,
                 saved: Mutex::new((0, Instant::now())),
-                wake: Notify::new(),
             }),
         })
     }
@@ -213,7 +207,7 @@ impl Vectors {
 
     /// The last change the index reflects.
     pub fn applied(&self) -> i64 {
-        *self.inner.applied.borrow()
+        self.inner.follower.applied()
     }
 
     /// Vectors in the index.
@@ -239,7 +233,7 @@ impl Vectors {
     }
 
     pub fn nudge(&self) {
-        self.inner.wake.notify_one();
+        self.inner.follower.nudge();
     }
 
     /// Loads the snapshot, then keeps the index in step with the database until the task is
@@ -265,24 +259,14 @@ impl Vectors {
                     Ok(false) => this.save_if_due(true).await,
                     Err(e) => tracing::warn!(error = %e, "vector index sync failed; retrying"),
                 }
-                tokio::select! {
-                    _ = this.inner.wake.notified() => {}
-                    _ = tokio::time::sleep(every) => {}
-                }
+                this.inner.follower.idle(every).await;
             }
         })
     }
 
     /// Waits until the index reflects change `seq`.
     pub async fn wait_for(&self, seq: i64, timeout: Duration) -> Result<()> {
-        self.nudge();
-        let mut rx = self.inner.applied.subscribe();
-        match tokio::time::timeout(timeout, rx.wait_for(|a| *a >= seq)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(Error::Unavailable(format!(
-                "the vector index did not reach change {seq} within {timeout:?}"
-            ))),
-        }
+        self.inner.follower.wait_for(seq, timeout).await
     }
 
     /// Loads the index if that has not happened yet and applies every pending change (for
@@ -361,7 +345,7 @@ impl Vectors {
         }
         let n = state.index.as_ref().map_or(0, VectorIndex::len);
         *self.inner.state.write().map_err(poisoned)? = state;
-        self.inner.applied.send_replace(position);
+        self.inner.follower.set_applied(position);
         *self.inner.saved.lock().map_err(poisoned)? = (position, Instant::now());
         self.inner.loaded.send_replace(true);
         tracing::info!(vectors = n, position, "vector index loaded");
@@ -396,7 +380,7 @@ impl Vectors {
         })
         .await
         .map_err(join_err)??;
-        self.inner.applied.send_replace(last);
+        self.inner.follower.set_applied(last);
         metrics::gauge!("zentoria_vectors_position").set(last as f64);
         metrics::gauge!("zentoria_vectors").set(self.len() as f64);
         Ok(true)
@@ -420,7 +404,7 @@ impl Vectors {
             .map_err(join_err)??;
         }
         *self.inner.state.write().map_err(poisoned)? = fresh;
-        self.inner.applied.send_replace(position);
+        self.inner.follower.set_applied(position);
         self.inner.loaded.send_replace(true);
         // Make sure the new index reaches disk even if nothing changes afterwards.
         *self.inner.saved.lock().map_err(poisoned)? = (-1, Instant::now() - SAVE_EVERY);
@@ -522,7 +506,7 @@ impl Inner {
         if !self.take_lock()? {
             return Ok(false);
         }
-        let position = *self.applied.borrow();
+        let position = self.follower.applied();
         let state = self.state.read().map_err(poisoned)?;
         // With no vector yet there is nothing worth saving: a start without a snapshot
         // rebuilds from the database, which is then cheap.
@@ -552,7 +536,12 @@ impl Inner {
             )));
         }
         // Chunks without a file entry are stale (their file is gone): never admitted.
-        let allow = |id: u64| state.chunk_file.get(&id).is_some_and(|f| q.admits(f));
+        let allow = |id: u64| {
+            state
+                .chunk_file
+                .get(&id)
+                .is_some_and(|f| admits(&q.filter, f))
+        };
         let found = index
             .search(&q.vector, q.limit, Some(&allow))
             .map_err(vec_err)?;
@@ -626,23 +615,26 @@ mod tests {
             kind: "pdf".into(),
             tags: vec!["a".into(), "b".into()],
         };
-        let q = |o: Option<&str>, c: Option<&str>, kinds: &[&str], tags: &[&str]| VectorQuery {
+        let q = |o: Option<&str>, c: Option<&str>, kinds: &[&str], tags: &[&str]| ChunkFilter {
             owner: o.map(Into::into),
             collection: c.map(Into::into),
             kinds: kinds.iter().map(|s| s.to_string()).collect(),
             tags: tags.iter().map(|s| s.to_string()).collect(),
-            ..VectorQuery::default()
+            ..ChunkFilter::default()
         };
-        assert!(q(None, None, &[], &[]).admits(&f));
-        assert!(q(Some("u1"), Some("c1"), &["pdf", "docx"], &["z", "b"]).admits(&f));
-        assert!(!q(Some("u2"), None, &[], &[]).admits(&f));
-        assert!(!q(None, Some("c2"), &[], &[]).admits(&f));
-        assert!(!q(None, None, &["docx"], &[]).admits(&f));
-        assert!(!q(None, None, &[], &["z"]).admits(&f));
-        let by_id = VectorQuery {
+        assert!(admits(&q(None, None, &[], &[]), &f));
+        assert!(admits(
+            &q(Some("u1"), Some("c1"), &["pdf", "docx"], &["z", "b"]),
+            &f
+        ));
+        assert!(!admits(&q(Some("u2"), None, &[], &[]), &f));
+        assert!(!admits(&q(None, Some("c2"), &[], &[]), &f));
+        assert!(!admits(&q(None, None, &["docx"], &[]), &f));
+        assert!(!admits(&q(None, None, &[], &["z"]), &f));
+        let by_id = ChunkFilter {
             file_ids: vec!["f2".into()],
-            ..VectorQuery::default()
+            ..ChunkFilter::default()
         };
-        assert!(!by_id.admits(&f));
+        assert!(!admits(&by_id, &f));
     }
 }
