@@ -24,6 +24,61 @@ pub struct Config {
     pub jobs: JobsConfig,
     pub events: EventsConfig,
     pub knowledge: KnowledgeConfig,
+    pub ai: AiConfig,
+}
+
+/// Model providers and how model names reach them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AiConfig {
+    /// The model used when a request names none, as `provider/model`; empty: requests must
+    /// name one.
+    pub default_model: String,
+    /// Short names for models: `alias = "provider/model"`.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// The built-in `ollama` provider's address.
+    pub ollama_url: String,
+    /// With an API key or base URL, a built-in `openai` provider (any OpenAI-compatible server).
+    pub openai_base_url: String,
+    /// A secret.
+    pub openai_api_key: String,
+    /// With an API key, a built-in `anthropic` provider.
+    pub anthropic_base_url: String,
+    /// A secret.
+    pub anthropic_api_key: String,
+    /// More named provider instances.
+    pub providers: Vec<ProviderConfig>,
+}
+
+impl Default for AiConfig {
+    fn default() -> Self {
+        AiConfig {
+            default_model: String::new(),
+            aliases: Default::default(),
+            ollama_url: "http://127.0.0.1:11434".into(),
+            openai_base_url: String::new(),
+            openai_api_key: String::new(),
+            anthropic_base_url: String::new(),
+            anthropic_api_key: String::new(),
+            providers: Vec::new(),
+        }
+    }
+}
+
+/// One named provider instance.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// How models are addressed: `name/model`.
+    pub name: String,
+    /// `ollama`, `openai` (any OpenAI-compatible server) or `anthropic`.
+    pub kind: String,
+    /// Empty: the kind's default (local Ollama, api.openai.com, api.anthropic.com).
+    #[serde(default)]
+    pub base_url: String,
+    /// A secret.
+    #[serde(default)]
+    pub api_key: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -200,6 +255,7 @@ impl Default for Config {
             jobs: JobsConfig::default(),
             events: EventsConfig::default(),
             knowledge: KnowledgeConfig::default(),
+            ai: AiConfig::default(),
         }
     }
 }
@@ -315,6 +371,48 @@ impl Config {
                     "{name} must be between 0 and 100"
                 )));
             }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for p in &self.ai.providers {
+            if p.name.is_empty()
+                || !p
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(crate::Error::invalid(format!(
+                    "ai.providers: the name {:?} must be letters, digits, - or _",
+                    p.name
+                )));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(crate::Error::invalid(format!(
+                    "ai.providers: {:?} is named twice",
+                    p.name
+                )));
+            }
+            if !matches!(p.kind.as_str(), "ollama" | "openai" | "anthropic") {
+                return Err(crate::Error::invalid(format!(
+                    "ai.providers.{}: kind must be ollama, openai or anthropic, not {:?}",
+                    p.name, p.kind
+                )));
+            }
+        }
+        for (alias, target) in &self.ai.aliases {
+            if !target.contains('/') {
+                return Err(crate::Error::invalid(format!(
+                    "ai.aliases.{alias}: {target:?} must be provider/model"
+                )));
+            }
+        }
+        if !self.ai.default_model.is_empty()
+            && !self.ai.default_model.contains('/')
+            && !self.ai.aliases.contains_key(&self.ai.default_model)
+        {
+            return Err(crate::Error::invalid(format!(
+                "ai.default_model: {:?} must be provider/model or an alias",
+                self.ai.default_model
+            )));
         }
         let url = self.effective_database_url();
         if !(url.starts_with("sqlite:")

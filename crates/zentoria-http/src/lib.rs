@@ -47,6 +47,7 @@ pub struct AppState {
     pub platform: Platform,
     pub jobs: zentoria_jobs::Jobs,
     pub knowledge: zentoria_knowledge::Knowledge,
+    pub ai: zentoria_ai::Ai,
     pub events: zentoria_events::EventBus,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
@@ -73,12 +74,22 @@ impl AppState {
             platform,
             jobs,
             knowledge,
+            ai: zentoria_ai::Ai::new(zentoria_ai::AiSettings::default())
+                .expect("no providers is a valid configuration"),
             events,
             db,
             settings: Arc::new(settings),
             metrics: metrics_handle(),
             limiter,
         }
+    }
+}
+
+impl AppState {
+    /// The AI service (model providers); without one, no provider is configured.
+    pub fn with_ai(mut self, ai: zentoria_ai::Ai) -> Self {
+        self.ai = ai;
+        self
     }
 }
 

@@ -31,6 +31,7 @@ use crate::AppState;
         (name = "jobs", description = "The durable job queue"),
         (name = "events", description = "Live domain events over SSE and WebSocket"),
         (name = "files", description = "Files, collections, ingestion and search with citations"),
+        (name = "gateway", description = "The OpenAI-compatible API: models of every configured provider, chat completions"),
     )
 )]
 pub(crate) struct ApiDoc;

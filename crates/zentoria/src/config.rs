@@ -171,6 +171,30 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.knowledge.hybrid_semantic_weight = num(&v)?;
         Ok(())
     }),
+    ("ZENTORIA_DEFAULT_MODEL", false, |c, v| {
+        c.ai.default_model = v;
+        Ok(())
+    }),
+    ("ZENTORIA_OLLAMA_URL", false, |c, v| {
+        c.ai.ollama_url = v;
+        Ok(())
+    }),
+    ("ZENTORIA_OPENAI_BASE_URL", false, |c, v| {
+        c.ai.openai_base_url = v;
+        Ok(())
+    }),
+    ("ZENTORIA_OPENAI_API_KEY", true, |c, v| {
+        c.ai.openai_api_key = v;
+        Ok(())
+    }),
+    ("ZENTORIA_ANTHROPIC_BASE_URL", false, |c, v| {
+        c.ai.anthropic_base_url = v;
+        Ok(())
+    }),
+    ("ZENTORIA_ANTHROPIC_API_KEY", true, |c, v| {
+        c.ai.anthropic_api_key = v;
+        Ok(())
+    }),
     ("ZENTORIA_LOG_FORMAT", false, |c, v| {
         c.log.format = v;
         Ok(())

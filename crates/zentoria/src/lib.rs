@@ -25,6 +25,7 @@ pub struct Services {
     pub platform: Platform,
     pub jobs: Jobs,
     pub knowledge: zentoria_knowledge::Knowledge,
+    pub ai: zentoria_ai::Ai,
     pub events: zentoria_events::EventBus,
     /// The job handlers this process runs; taken when the workers start.
     registry: Option<Registry>,
@@ -93,6 +94,7 @@ impl Services {
             knowledge_settings(&config)?,
         )?;
         knowledge.register_jobs(&mut registry);
+        let ai = zentoria_ai::Ai::new(ai_settings(&config)?)?;
         let jobs = Jobs::new(queue, registry.metas(), audit);
         Ok(Services {
             config,
@@ -100,6 +102,7 @@ impl Services {
             platform,
             jobs,
             knowledge,
+            ai,
             events,
             registry: Some(registry),
             audit_writer,
@@ -171,7 +174,8 @@ pub async fn serve(
         services.events.clone(),
         services.db.clone(),
         services.http_settings()?,
-    );
+    )
+    .with_ai(services.ai.clone());
     let workers = services.start_workers();
     let indexer = services.knowledge.start_indexer();
     let app = zentoria_http::app(state);
@@ -218,6 +222,60 @@ fn knowledge_settings(c: &Config) -> anyhow::Result<zentoria_knowledge::Knowledg
             keyword_weight: c.knowledge.hybrid_keyword_weight,
             semantic_weight: c.knowledge.hybrid_semantic_weight,
         },
+    })
+}
+
+/// The model providers: the built-in `ollama` (on `ai.ollama_url`), `openai` and `anthropic`
+/// when their keys (or URL) are set, and the named instances of `ai.providers`, which win over
+/// a built-in of the same name.
+fn ai_settings(c: &Config) -> anyhow::Result<zentoria_ai::AiSettings> {
+    use zentoria_ai::{ProviderKind, ProviderSettings};
+    let a = &c.ai;
+    let some = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+    let mut providers: Vec<ProviderSettings> = Vec::new();
+    for p in &a.providers {
+        providers.push(ProviderSettings {
+            name: p.name.clone(),
+            kind: p
+                .kind
+                .parse::<ProviderKind>()
+                .map_err(|e| anyhow::anyhow!("ai.providers.{}: {e}", p.name))?,
+            base_url: some(&p.base_url),
+            api_key: some(&p.api_key),
+        });
+    }
+    let mut builtin = |name: &str, kind, base_url: Option<String>, api_key: Option<String>| {
+        if !providers.iter().any(|p| p.name == name) {
+            providers.push(ProviderSettings {
+                name: name.to_owned(),
+                kind,
+                base_url,
+                api_key,
+            });
+        }
+    };
+    builtin("ollama", ProviderKind::Ollama, some(&a.ollama_url), None);
+    if some(&a.openai_api_key).is_some() || some(&a.openai_base_url).is_some() {
+        builtin(
+            "openai",
+            ProviderKind::OpenAi,
+            some(&a.openai_base_url),
+            some(&a.openai_api_key),
+        );
+    }
+    if some(&a.anthropic_api_key).is_some() {
+        builtin(
+            "anthropic",
+            ProviderKind::Anthropic,
+            some(&a.anthropic_base_url),
+            some(&a.anthropic_api_key),
+        );
+    }
+    Ok(zentoria_ai::AiSettings {
+        providers,
+        default_model: some(&a.default_model),
+        aliases: a.aliases.clone(),
+        options: Default::default(),
     })
 }
 

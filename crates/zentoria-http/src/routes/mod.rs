@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod events;
 mod files;
+mod gateway;
 mod health;
 mod jobs;
 mod keys;
@@ -31,6 +32,7 @@ pub(crate) fn routers() -> (
         .routes(routes!(files::upload, files::list))
         .routes(routes!(files::mcp_upload))
         .routes(routes!(files::content))
+        .routes(routes!(gateway::chat_completions))
         .split_for_parts();
     doc.merge(long_doc);
     (api, long, doc)
@@ -54,6 +56,7 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::get))
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
+        .routes(routes!(gateway::models))
         .routes(routes!(files::mcp_list))
         .routes(routes!(files::get, files::update, files::delete))
         .routes(routes!(files::reindex))

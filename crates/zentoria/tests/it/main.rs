@@ -7,6 +7,7 @@ mod cli;
 mod crash;
 mod events;
 mod files;
+mod gateway;
 mod harness;
 mod http;
 mod jobs;

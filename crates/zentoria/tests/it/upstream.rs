@@ -1,5 +1,12 @@
 //! Fake model servers speaking the providers' documented wire formats, on real sockets.
 //!
+//! Chat: OpenAI `POST /v1/chat/completions` — a `chat.completion` object, or with
+//! `"stream": true` server-sent `chat.completion.chunk` events (role first, content pieces,
+//! a finish chunk, a usage chunk when `stream_options.include_usage`, then `data: [DONE]`);
+//! tool calls when tools are offered and the last message asks about the weather; OpenAI's
+//! error body for an unknown model. `GET /v1/models` lists one model. The answer echoes the
+//! last user message.
+//!
 //! Embeddings: OpenAI `POST /v1/embeddings` (`{"model", "input": [..]}` →
 //! `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model",
 //! "usage"}`) and Ollama `POST /api/embed` (`{"model", "input": [..]}` → `{"model",
@@ -12,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -69,6 +76,8 @@ impl FakeUpstream {
         let app = Router::new()
             .route("/v1/embeddings", post(openai_embeddings))
             .route("/api/embed", post(ollama_embed))
+            .route("/v1/chat/completions", post(openai_chat))
+            .route("/v1/models", get(openai_models))
             .with_state(seen.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -169,4 +178,96 @@ async fn ollama_embed(
         "prompt_eval_count": input.iter().map(|t| t.split_whitespace().count()).sum::<usize>()
     }))
     .into_response()
+}
+
+async fn openai_models() -> Json<Value> {
+    Json(json!({
+        "object": "list",
+        "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1_721_172_741, "owned_by": "system"}]
+    }))
+}
+
+async fn openai_chat(
+    State(seen): State<Arc<Recorded>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    seen.requests.fetch_add(1, Ordering::SeqCst);
+    *seen.last_auth.lock().unwrap() = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let model = body["model"].as_str().unwrap_or_default().to_owned();
+    *seen.last_model.lock().unwrap() = Some(model.clone());
+    if model != "gpt-4o-mini" {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"message": format!("The model `{model}` does not exist or you do not have access to it."), "type": "invalid_request_error", "param": null, "code": "model_not_found"}})),
+        )
+            .into_response();
+    }
+    let last = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned();
+    let prompt_tokens = last.split_whitespace().count() + 3;
+    let wants_tool =
+        body["tools"].as_array().is_some_and(|t| !t.is_empty()) && last.contains("weather");
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let created = 1_732_000_000;
+    if !stream {
+        let message = if wants_tool {
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}], "refusal": null})
+        } else {
+            json!({"role": "assistant", "content": format!("echo: {last}"), "refusal": null})
+        };
+        return Json(json!({
+            "id": "chatcmpl-fake1",
+            "object": "chat.completion",
+            "created": created,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": if wants_tool { "tool_calls" } else { "stop" }}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 2, "total_tokens": prompt_tokens + 2}
+        }))
+        .into_response();
+    }
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        )
+    };
+    let mut out = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    if wants_tool {
+        out += &chunk(
+            json!({"tool_calls": [{"index": 0, "id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
+            Value::Null,
+        );
+        for piece in ["{\"ci", "ty\":\"Pa", "ris\"}"] {
+            out += &chunk(
+                json!({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}),
+                Value::Null,
+            );
+        }
+        out += &chunk(json!({}), json!("tool_calls"));
+    } else {
+        for piece in ["echo", ": ", last.as_str()] {
+            out += &chunk(json!({"content": piece}), Value::Null);
+        }
+        out += &chunk(json!({}), json!("stop"));
+    }
+    if body["stream_options"]["include_usage"].as_bool() == Some(true) {
+        out += &format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 3, "total_tokens": prompt_tokens + 3}})
+        );
+    }
+    out += "data: [DONE]\n\n";
+    (
+        [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+        out,
+    )
+        .into_response()
 }

@@ -1,0 +1,306 @@
+//! The AI module: named model providers, routing model names to them, and chat.
+//!
+//! A model is addressed as `provider/model` (`ollama/llama3.2:3b`, `openai/gpt-4o-mini`), by
+//! an alias from the configuration, or not at all (the default model). Providers come from the
+//! configuration: a built-in `ollama` on its default address, `openai` and `anthropic` when
+//! their keys (or URL) are set, and any number of named instances. Every front end — the
+//! OpenAI-compatible gateway today; chat sessions and AI commands next — calls these
+//! functions, which check the caller's scope.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::future::join_all;
+use serde::Serialize;
+use zentoria_core::{Error, Result, Scope};
+use zentoria_platform::Principal;
+pub use zentoria_providers::{
+    ChatRequest, ChatResponse, ChatStream, FinishReason, Message, ModelInfo, Provider,
+    ProviderError, ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+};
+use zentoria_providers::{ClientConfig, ProviderOptions};
+
+/// One provider instance to create.
+#[derive(Debug, Clone)]
+pub struct ProviderSettings {
+    pub name: String,
+    pub kind: ProviderKind,
+    pub base_url: Option<String>,
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AiSettings {
+    pub providers: Vec<ProviderSettings>,
+    /// `provider/model` or an alias; `None`: requests must name a model.
+    pub default_model: Option<String>,
+    /// alias → `provider/model`.
+    pub aliases: BTreeMap<String, String>,
+    pub options: ProviderOptions,
+}
+
+/// A model as the API lists it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ModelEntry {
+    /// `provider/model`: what to send as `model`.
+    pub id: String,
+    pub provider: String,
+    pub owned_by: Option<String>,
+}
+
+/// The models every reachable provider lists, and the providers that could not be asked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelList {
+    pub models: Vec<ModelEntry>,
+    /// `provider: reason` for each provider whose list failed.
+    pub unavailable: Vec<String>,
+}
+
+/// Where a model name leads.
+#[derive(Debug, Clone)]
+pub struct Route {
+    /// The provider instance.
+    pub provider: std::sync::Arc<Provider>,
+    /// The name the provider knows the model by.
+    pub upstream_model: String,
+    /// `provider/model`, as answers report it.
+    pub model: String,
+}
+
+/// The AI service. Cheap to clone.
+#[derive(Clone)]
+pub struct Ai {
+    providers: std::sync::Arc<BTreeMap<String, std::sync::Arc<Provider>>>,
+    default_model: Option<String>,
+    aliases: std::sync::Arc<BTreeMap<String, String>>,
+}
+
+impl Ai {
+    pub fn new(settings: AiSettings) -> Result<Ai> {
+        let mut providers = BTreeMap::new();
+        for p in settings.providers {
+            let mut config = ClientConfig::new()
+                .with_name(p.name.clone())
+                .with_options(settings.options.clone());
+            if let Some(url) = p.base_url.filter(|u| !u.trim().is_empty()) {
+                config = config.with_base_url(url);
+            }
+            if let Some(key) = p.api_key.filter(|k| !k.is_empty()) {
+                config = config.with_api_key(key);
+            }
+            let provider = Provider::new(p.kind, config)
+                .map_err(|e| Error::invalid(format!("provider {}: {e}", p.name)))?;
+            if providers
+                .insert(p.name.clone(), std::sync::Arc::new(provider))
+                .is_some()
+            {
+                return Err(Error::invalid(format!(
+                    "provider {:?} is configured twice",
+                    p.name
+                )));
+            }
+        }
+        Ok(Ai {
+            providers: std::sync::Arc::new(providers),
+            default_model: settings.default_model.filter(|m| !m.is_empty()),
+            aliases: std::sync::Arc::new(settings.aliases),
+        })
+    }
+
+    /// The configured provider instances, by name.
+    pub fn provider_names(&self) -> Vec<String> {
+        self.providers.keys().cloned().collect()
+    }
+
+    /// Resolves a model name (or the default when `None`).
+    pub fn route(&self, model: Option<&str>) -> Result<Route> {
+        let named = match model.map(str::trim).filter(|m| !m.is_empty()) {
+            Some(m) => m.to_owned(),
+            None => self.default_model.clone().ok_or_else(|| {
+                Error::invalid(
+                    "no model given and no default configured (ai.default_model, \
+                     ZENTORIA_DEFAULT_MODEL); name one as provider/model",
+                )
+            })?,
+        };
+        let full = self.aliases.get(&named).cloned().unwrap_or(named);
+        let Some((provider_name, upstream)) = full.split_once('/') else {
+            return Err(Error::invalid(format!(
+                "unknown model {full:?}: name it as provider/model (providers: {}) or use an alias",
+                self.provider_names().join(", ")
+            )));
+        };
+        let provider = self.providers.get(provider_name).ok_or_else(|| {
+            Error::invalid(format!(
+                "no provider named {provider_name:?} (configured: {})",
+                self.provider_names().join(", ")
+            ))
+        })?;
+        if upstream.is_empty() {
+            return Err(Error::invalid(format!("{full:?} names no model")));
+        }
+        Ok(Route {
+            provider: provider.clone(),
+            upstream_model: upstream.to_owned(),
+            model: full.clone(),
+        })
+    }
+
+    /// Every provider's models, asked in parallel; a provider that fails is reported, not
+    /// fatal.
+    pub async fn models(&self, p: &Principal) -> Result<ModelList> {
+        p.require(Scope::Chat)?;
+        let asks = self
+            .providers
+            .iter()
+            .map(|(name, provider)| async move { (name.clone(), provider.models().await) });
+        let mut models = Vec::new();
+        let mut unavailable = Vec::new();
+        for (name, answer) in join_all(asks).await {
+            match answer {
+                Ok(list) => models.extend(list.into_iter().map(|m| ModelEntry {
+                    id: format!("{name}/{}", m.id),
+                    provider: name.clone(),
+                    owned_by: m.owned_by,
+                })),
+                Err(e) => {
+                    tracing::debug!(provider = %name, error = %e, "listing models failed");
+                    unavailable.push(e.to_string());
+                }
+            }
+        }
+        for (alias, target) in self.aliases.iter() {
+            if let Some((provider, _)) = target.split_once('/') {
+                models.push(ModelEntry {
+                    id: alias.clone(),
+                    provider: provider.to_owned(),
+                    owned_by: Some(format!("alias of {target}")),
+                });
+            }
+        }
+        Ok(ModelList {
+            models,
+            unavailable,
+        })
+    }
+
+    /// A whole answer. `request.model` is ignored: the route says which model answers.
+    pub async fn chat(
+        &self,
+        p: &Principal,
+        route: &Route,
+        mut request: ChatRequest,
+    ) -> Result<ChatResponse> {
+        p.require(Scope::Chat)?;
+        check_messages(&request)?;
+        request.model = route.upstream_model.clone();
+        let started = Instant::now();
+        let answer = route.provider.chat(&request).await;
+        record(route, started, answer.as_ref().ok().and_then(|a| a.usage));
+        let mut answer = answer.map_err(upstream_error)?;
+        answer.model = route.model.clone();
+        Ok(answer)
+    }
+
+    /// A streamed answer; an `Err` here means nothing was streamed yet.
+    pub async fn chat_stream(
+        &self,
+        p: &Principal,
+        route: &Route,
+        mut request: ChatRequest,
+    ) -> Result<ChatStream> {
+        p.require(Scope::Chat)?;
+        check_messages(&request)?;
+        request.model = route.upstream_model.clone();
+        route
+            .provider
+            .chat_stream(&request)
+            .await
+            .map_err(upstream_error)
+    }
+}
+
+fn check_messages(r: &ChatRequest) -> Result<()> {
+    if r.messages.is_empty() {
+        return Err(Error::invalid("messages must not be empty"));
+    }
+    Ok(())
+}
+
+fn record(route: &Route, started: Instant, usage: Option<Usage>) {
+    let provider = route.provider.name().to_owned();
+    metrics::histogram!("zentoria_ai_request_seconds", "provider" => provider.clone(), "model" => route.model.clone())
+        .record(started.elapsed().as_secs_f64());
+    if let Some(u) = usage {
+        metrics::counter!("zentoria_ai_tokens_total", "provider" => provider.clone(), "model" => route.model.clone(), "kind" => "prompt")
+            .increment(u.prompt_tokens);
+        metrics::counter!("zentoria_ai_tokens_total", "provider" => provider, "model" => route.model.clone(), "kind" => "completion")
+            .increment(u.completion_tokens);
+    }
+}
+
+/// A provider failure as the caller sees it: rate limits stay rate limits; everything else
+/// is a 502 naming the provider and quoting it.
+pub fn upstream_error(e: ProviderError) -> Error {
+    match &e {
+        ProviderError::RateLimited { .. } => Error::RateLimited {
+            retry_after_secs: e.retry_after().map_or(1, |d| d.as_secs().max(1)),
+        },
+        _ => Error::Upstream(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ai() -> Ai {
+        Ai::new(AiSettings {
+            providers: vec![
+                ProviderSettings {
+                    name: "ollama".into(),
+                    kind: ProviderKind::Ollama,
+                    base_url: None,
+                    api_key: None,
+                },
+                ProviderSettings {
+                    name: "work".into(),
+                    kind: ProviderKind::OpenAi,
+                    base_url: Some("http://127.0.0.1:9".into()),
+                    api_key: Some("sk-x".into()),
+                },
+            ],
+            default_model: Some("fast".into()),
+            aliases: [("fast".to_owned(), "ollama/llama3.2:3b".to_owned())].into(),
+            options: ProviderOptions::default(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn models_route_by_provider_alias_or_default() {
+        let ai = ai();
+        let r = ai.route(Some("work/gpt-4o-mini")).unwrap();
+        assert_eq!(r.provider.name(), "work");
+        assert_eq!(r.upstream_model, "gpt-4o-mini");
+        let r = ai.route(Some("ollama/library/qwen:7b")).unwrap();
+        assert_eq!(
+            r.upstream_model, "library/qwen:7b",
+            "only the first / splits"
+        );
+        let r = ai.route(Some("fast")).unwrap();
+        assert_eq!(
+            (r.provider.name(), r.model.as_str()),
+            ("ollama", "ollama/llama3.2:3b")
+        );
+        let r = ai.route(None).unwrap();
+        assert_eq!(r.model, "ollama/llama3.2:3b");
+        for bad in ["gpt-4o", "nobody/model", "work/"] {
+            let e = ai.route(Some(bad)).unwrap_err().to_string();
+            assert!(
+                e.contains("provider") || e.contains("names no model"),
+                "{bad}: {e}"
+            );
+        }
+    }
+}

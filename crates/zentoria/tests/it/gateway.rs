@@ -1,0 +1,349 @@
+//! The OpenAI-compatible gateway over real HTTP, against a wire-faithful fake OpenAI upstream:
+//! model listing across providers, answers whole and streamed, tool calls, routing errors and
+//! upstream errors — and the official `openai` Python package as the client.
+
+use serde_json::{Value, json};
+use zentoria_core::Role;
+use zentoria_core::config::{Config, ProviderConfig};
+
+use crate::harness::{TestServer, assert_error};
+use crate::upstream::FakeUpstream;
+
+/// An `openai` provider on the fake, a `local` Ollama where nothing listens, an alias.
+fn providers(url: &str) -> impl FnOnce(&mut Config) {
+    let url = url.to_owned();
+    move |c: &mut Config| {
+        c.ai.ollama_url = "http://127.0.0.1:9".into();
+        c.ai.providers.push(ProviderConfig {
+            name: "openai".into(),
+            kind: "openai".into(),
+            base_url: url,
+            api_key: "sk-upstream-secret".into(),
+        });
+        c.ai.aliases
+            .insert("mini".into(), "openai/gpt-4o-mini".into());
+        c.ai.default_model = "mini".into();
+    }
+}
+
+async fn chat(s: &TestServer, key: &str, body: Value) -> reqwest::Response {
+    s.http
+        .post(s.at("/v1/chat/completions"))
+        .bearer_auth(key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn models_answers_and_streams_in_openai_format() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+
+    let models: Value = s.get("/v1/models", Some(&key)).await.json().await.unwrap();
+    assert_eq!(models["object"], "list");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"openai/gpt-4o-mini"), "{models}");
+    assert!(ids.contains(&"mini"), "aliases are listed: {models}");
+    assert!(
+        !ids.iter().any(|i| i.starts_with("ollama/")),
+        "an unreachable provider lists nothing: {models}"
+    );
+
+    // A whole answer.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "hello there"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["model"], "openai/gpt-4o-mini");
+    assert_eq!(v["choices"][0]["message"]["role"], "assistant");
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hello there");
+    assert_eq!(v["choices"][0]["finish_reason"], "stop");
+    assert_eq!(v["usage"]["prompt_tokens"], 5);
+    assert_eq!(v["usage"]["total_tokens"], 7);
+    // The upstream got its own model name and key, never the caller's.
+    assert_eq!(
+        up.seen.last_model.lock().unwrap().as_deref(),
+        Some("gpt-4o-mini")
+    );
+    assert_eq!(
+        up.seen.last_auth.lock().unwrap().as_deref(),
+        Some("Bearer sk-upstream-secret")
+    );
+
+    // Streamed, through the default model (the alias).
+    let r = chat(
+        &s,
+        &key,
+        json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "stream me"}]}],
+               "stream": true, "stream_options": {"include_usage": true}}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let text = r.text().await.unwrap();
+    let data: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data.last(), Some(&"[DONE]"), "{text}");
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(
+        chunks
+            .iter()
+            .all(|c| c["object"] == "chat.completion.chunk" && c["model"] == "openai/gpt-4o-mini")
+    );
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    let content: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(content, "echo: stream me");
+    let finish: Vec<&Value> = chunks
+        .iter()
+        .map(|c| &c["choices"][0]["finish_reason"])
+        .filter(|f| !f.is_null())
+        .collect();
+    assert_eq!(finish, vec![&json!("stop")]);
+    let usage = chunks.last().unwrap();
+    assert_eq!(usage["choices"], json!([]));
+    assert_eq!(usage["usage"]["completion_tokens"], 3);
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn tool_calls_pass_through_whole_and_streamed() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]);
+    let ask = json!([{"role": "user", "content": "what is the weather in Paris?"}]);
+
+    let v: Value = chat(
+        &s,
+        &key,
+        json!({"model": "mini", "messages": ask, "tools": tools}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls", "{v}");
+    let call = &v["choices"][0]["message"]["tool_calls"][0];
+    assert_eq!(call["id"], "call_abc123");
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let args: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert_eq!(args, json!({"city": "Paris"}));
+
+    // Streamed: the pieces the upstream sent arrive as one complete call.
+    let text = chat(
+        &s,
+        &key,
+        json!({"model": "mini", "messages": ask, "tools": tools, "stream": true}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let calls: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).unwrap())
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array().cloned())
+        .flatten()
+        .collect();
+    assert_eq!(calls.len(), 1, "{text}");
+    assert_eq!(calls[0]["function"]["name"], "get_weather");
+    assert_eq!(
+        serde_json::from_str::<Value>(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"city": "Paris"})
+    );
+
+    // The tool's result goes back up as a tool message.
+    let v: Value = chat(
+        &s,
+        &key,
+        json!({"model": "mini", "messages": [
+            {"role": "user", "content": "what is the weather in Paris?"},
+            {"role": "assistant", "content": null, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "call_abc123", "content": "18 °C, clear"},
+            {"role": "user", "content": "thanks"}]}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: thanks", "{v}");
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_routing_and_upstream_errors_are_clear() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let hello = json!([{"role": "user", "content": "hi"}]);
+
+    let r = chat(&s, &key, json!({"model": "gpt-4o", "messages": hello})).await;
+    let body = assert_error(r, 400, "invalid_request").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("provider/model"),
+        "{body}"
+    );
+    let r = chat(&s, &key, json!({"model": "nobody/x", "messages": hello})).await;
+    assert_error(r, 400, "invalid_request").await;
+    let r = chat(&s, &key, json!({"model": "mini", "messages": []})).await;
+    assert_error(r, 400, "invalid_request").await;
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "mini", "messages": [{"role": "wizard", "content": "x"}]}),
+    )
+    .await;
+    assert_error(r, 400, "invalid_request").await;
+    let r = s
+        .http
+        .post(s.at("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 400, "invalid_request").await;
+
+    // The upstream's own error, named and quoted.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-5-imaginary", "messages": hello}),
+    )
+    .await;
+    let body = assert_error(r, 502, "upstream_error").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("openai"), "{message}");
+    assert!(message.contains("does not exist"), "{message}");
+    assert!(!message.contains("sk-upstream-secret"), "{message}");
+    // A provider nobody listens on: a connection error naming it, not a hang.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "ollama/llama3.2", "messages": hello}),
+    )
+    .await;
+    let body = assert_error(r, 502, "upstream_error").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ollama"),
+        "{body}"
+    );
+
+    // The chat scope is required.
+    let bob = s.user("bob", Role::User).await;
+    let files_only = s.key_for(&bob, "files:read").await;
+    let r = chat(&s, &files_only, json!({"model": "mini", "messages": hello})).await;
+    assert_error(r, 403, "forbidden").await;
+    let chat_key = s.key_for(&bob, "chat").await;
+    let r = chat(&s, &chat_key, json!({"model": "mini", "messages": hello})).await;
+    assert_eq!(r.status(), 200);
+    s.stop().await;
+}
+
+/// The official `openai` Python package as the client, whole and streamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_openai_python_client_works_against_the_gateway() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let script = r#"
+import json, os, sys
+try:
+    import openai
+except ImportError:
+    sys.exit("the openai package is missing: python3 -m pip install openai")
+client = openai.OpenAI(base_url=os.environ["BASE"] + "/v1", api_key=os.environ["KEY"], max_retries=0)
+ids = sorted(m.id for m in client.models.list())
+whole = client.chat.completions.create(model="openai/gpt-4o-mini",
+    messages=[{"role": "user", "content": "hi from python"}])
+pieces = []
+usage = None
+for chunk in client.chat.completions.create(model="mini", stream=True,
+        stream_options={"include_usage": True},
+        messages=[{"role": "user", "content": "streamed"}]):
+    if chunk.choices and chunk.choices[0].delta.content:
+        pieces.append(chunk.choices[0].delta.content)
+    if chunk.usage:
+        usage = chunk.usage.total_tokens
+try:
+    client.chat.completions.create(model="openai/nope", messages=[{"role": "user", "content": "x"}])
+    error = None
+except openai.APIStatusError as e:
+    error = [e.status_code, e.message]
+print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
+    "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error}))
+"#;
+    let base = s.url.clone();
+    let key = s.admin_key.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .env("BASE", base)
+            .env("KEY", key)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "python failed: {stderr}\n{stdout}");
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(
+        v["ids"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("openai/gpt-4o-mini")),
+        "{v}"
+    );
+    assert_eq!(v["whole"], "echo: hi from python");
+    assert_eq!(v["tokens"], 8);
+    assert_eq!(v["streamed"], "echo: streamed");
+    assert_eq!(v["usage"], 7);
+    assert_eq!(v["error"][0], 502, "{v}");
+    assert!(
+        v["error"][1].as_str().unwrap().contains("does not exist"),
+        "{v}"
+    );
+    s.stop().await;
+}
