@@ -9,9 +9,12 @@
 //!   crash-recovery test kills.
 //! - `zentoria-bench fanout [CLIENTS] [RATE] [SECS]` measures event delivery to WebSocket
 //!   subscribers over the real HTTP stack.
+//! - `zentoria-bench fake-openai [ADDR]` serves canned OpenAI chat answers, whole and streamed,
+//!   for `scripts/bench-gateway.sh`.
 //! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
 //!   no-op jobs (see `scripts/bench-jobs.sh`).
 
+mod fake_openai;
 mod fanout;
 mod jobs;
 
@@ -45,6 +48,9 @@ async fn main() -> anyhow::Result<()> {
             )
             .await
         }
+        Some("fake-openai") => {
+            fake_openai::serve(args.get(1).map_or("127.0.0.1:0", String::as_str)).await
+        }
         Some("fanout") => {
             let num = |i: usize, d: u64| -> anyhow::Result<u64> {
                 Ok(args.get(i).map(|v| v.parse()).transpose()?.unwrap_or(d))
@@ -53,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]"
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]"
             );
             std::process::exit(2)
         }

@@ -184,6 +184,14 @@ pub async fn serve(
         .watch_revocations(std::time::Duration::from_secs(1));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
+    // Without TCP_NODELAY, small writes (every event of a stream) wait for the peer's delayed
+    // ACK: 40 ms per streamed answer, measured (docs/BENCHMARKS.md, gateway).
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

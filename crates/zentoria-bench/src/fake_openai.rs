@@ -1,0 +1,76 @@
+//! A fast fake OpenAI upstream for the gateway benchmark: canned `chat.completion` answers and
+//! `chat.completion.chunk` streams (20 content chunks, usage, `[DONE]`), in OpenAI's documented
+//! wire format, with as little work per request as possible so the measurement is Zentoria's.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+
+const CHUNKS: usize = 20;
+
+fn whole() -> String {
+    json!({
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1_732_000_000,
+        "model": "gpt-4o-mini-2024-07-18",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog.", "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22}
+    })
+    .to_string()
+}
+
+fn streamed() -> String {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_732_000_000, "model": "gpt-4o-mini-2024-07-18", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        )
+    };
+    let mut out = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    for i in 0..CHUNKS {
+        out += &chunk(json!({"content": format!("token{i} ")}), Value::Null);
+    }
+    out += &chunk(json!({}), json!("stop"));
+    out += &format!(
+        "data: {}\n\n",
+        json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_732_000_000, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": CHUNKS, "total_tokens": 12 + CHUNKS}})
+    );
+    out + "data: [DONE]\n\n"
+}
+
+/// Serves until killed; prints `http://ADDR` on stdout once listening.
+pub async fn serve(listen: &str) -> anyhow::Result<()> {
+    let whole: &'static str = Box::leak(whole().into_boxed_str());
+    let streamed: &'static str = Box::leak(streamed().into_boxed_str());
+    let app = axum::Router::new()
+        .route(
+            "/v1/chat/completions",
+            post(move |body: Bytes| async move {
+                // A substring check is enough to tell the two request shapes apart here.
+                const STREAM: &[u8] = b"\"stream\":true";
+                let stream = body.windows(STREAM.len()).any(|w| w == STREAM);
+                let resp: Response = if stream {
+                    ([(header::CONTENT_TYPE, "text/event-stream")], streamed).into_response()
+                } else {
+                    ([(header::CONTENT_TYPE, "application/json")], whole).into_response()
+                };
+                resp
+            }),
+        )
+        .route(
+            "/v1/models",
+            get(|| async {
+                Json(json!({"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model", "created": 1, "owned_by": "system"}]}))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    println!("http://{}", listener.local_addr()?);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    axum::serve(listener, app).await?;
+    Ok(())
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# What the OpenAI-compatible gateway adds: the same chat-completion load sent straight to a fake
+# OpenAI upstream (`zentoria-bench fake-openai`) and through `zentoria serve` (release, SQLite,
+# a `chat` key, routed to that upstream), at concurrency 1 and 64, whole answers and streams,
+# alternating so drift hits both alike. Prints CSV; docs/BENCHMARKS.md has the numbers.
+#
+#   scripts/bench-gateway.sh            needs wrk (apt-get install wrk)
+#
+# Env: DURATION (default 10s), ROUNDS (2).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
+DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build --release -q -p zentoria -p zentoria-bench
+BIN="$CARGO_TARGET_DIR/release"
+WORK="$(mktemp -d)"
+cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$BIN/zentoria-bench" fake-openai 127.0.0.1:0 >"$WORK/up.addr" &
+UP_PID=$!
+for _ in $(seq 100); do [ -s "$WORK/up.addr" ] && break; sleep 0.05; done
+UP="$(head -1 "$WORK/up.addr")"
+
+export ZENTORIA_DATA_DIR="$WORK/data" ZENTORIA_LOG_LEVEL=warn ZENTORIA_RATE_LIMIT_PER_MINUTE=0 \
+       ZENTORIA_OPENAI_BASE_URL="$UP" ZENTORIA_OPENAI_API_KEY=sk-bench ZENTORIA_OLLAMA_URL=http://127.0.0.1:9
+unset ZENTORIA_DATABASE_URL ZENTORIA_CONFIG
+echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --password-stdin >/dev/null
+KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat)"
+PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+"$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
+ZT_PID=$!
+ZT="http://127.0.0.1:$PORT"
+for _ in $(seq 100); do curl -sf "$ZT/health" >/dev/null && break; sleep 0.05; done
+
+lua() { # model stream -> script path
+    local f
+    f="$WORK/req-$(echo "$1-$2" | tr '/:' '__').lua"
+    cat >"$f" <<LUA
+wrk.method = "POST"
+wrk.body = '{"model":"$1","messages":[{"role":"user","content":"Say something short."}],"stream":$2}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $KEY"
+LUA
+    echo "$f"
+}
+
+run() { # url model stream connections -> "rps p50 p99"
+    wrk -t1 -c"$4" -d"$DURATION" --latency -s "$(lua "$2" "$3")" "$1/v1/chat/completions" >"$WORK/wrk.out"
+    python3 -c '
+import re, sys
+t = open(sys.argv[1]).read()
+def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
+bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
+if bad: sys.exit("unexpected non-2xx responses: " + bad.group(1) + "\n" + t)  # see the server log
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", t, re.M)}
+print("%.0f,%.3f,%.3f" % (rps, p["50"], p["99"]))' "$WORK/wrk.out"
+}
+
+# Warm up both paths.
+wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$UP/v1/chat/completions" >/dev/null
+wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" >/dev/null
+echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms"
+for r in $(seq "$ROUNDS"); do
+    for stream in false true; do
+        for c in 1 64; do
+            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c")"
+            echo "$r,$stream,$c,zentoria,$(run "$ZT" openai/gpt-4o-mini "$stream" "$c")"
+        done
+    done
+done
+echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
+echo "# wrk -t1 -d$DURATION; $(nproc) cores; $(date -u +%Y-%m-%d)"
