@@ -10,13 +10,14 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use futures_util::StreamExt;
 use futures_util::future::join_all;
 use serde::Serialize;
 use zentoria_core::{Error, Result, Scope};
 use zentoria_platform::Principal;
 pub use zentoria_providers::{
-    ChatRequest, ChatResponse, ChatStream, FinishReason, Message, ModelInfo, Provider,
-    ProviderError, ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Provider, ProviderError,
+    ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use zentoria_providers::{ClientConfig, ProviderOptions};
 
@@ -202,23 +203,43 @@ impl Ai {
         Ok(answer)
     }
 
-    /// A streamed answer; an `Err` here means nothing was streamed yet.
+    /// A streamed answer; an `Err` here means nothing was streamed yet. The stream records
+    /// time to first token, tokens and duration as it passes.
     pub async fn chat_stream(
         &self,
         p: &Principal,
         route: &Route,
         mut request: ChatRequest,
-    ) -> Result<ChatStream> {
+    ) -> Result<EventStream> {
         p.require(Scope::Chat)?;
         check_messages(&request)?;
         request.model = route.upstream_model.clone();
-        route
+        let started = Instant::now();
+        let stream = route
             .provider
             .chat_stream(&request)
             .await
-            .map_err(upstream_error)
+            .map_err(upstream_error)?;
+        let route = route.clone();
+        let mut first = true;
+        Ok(stream
+            .inspect(move |event| match event {
+                Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall(_)) if first => {
+                    first = false;
+                    metrics::histogram!("zentoria_ai_time_to_first_token_seconds", "provider" => route.provider.name().to_owned(), "model" => route.model.clone())
+                        .record(started.elapsed().as_secs_f64());
+                }
+                Ok(StreamEvent::Usage(u)) => record_tokens(&route, *u),
+                Ok(StreamEvent::Done { .. }) => record(&route, started, None),
+                _ => {}
+            })
+            .boxed())
     }
 }
+
+/// Normalized events of a streamed answer.
+pub type EventStream =
+    futures_util::stream::BoxStream<'static, std::result::Result<StreamEvent, ProviderError>>;
 
 fn check_messages(r: &ChatRequest) -> Result<()> {
     if r.messages.is_empty() {
@@ -232,11 +253,16 @@ fn record(route: &Route, started: Instant, usage: Option<Usage>) {
     metrics::histogram!("zentoria_ai_request_seconds", "provider" => provider.clone(), "model" => route.model.clone())
         .record(started.elapsed().as_secs_f64());
     if let Some(u) = usage {
-        metrics::counter!("zentoria_ai_tokens_total", "provider" => provider.clone(), "model" => route.model.clone(), "kind" => "prompt")
-            .increment(u.prompt_tokens);
-        metrics::counter!("zentoria_ai_tokens_total", "provider" => provider, "model" => route.model.clone(), "kind" => "completion")
-            .increment(u.completion_tokens);
+        record_tokens(route, u);
     }
+}
+
+fn record_tokens(route: &Route, u: Usage) {
+    let provider = route.provider.name().to_owned();
+    metrics::counter!("zentoria_ai_tokens_total", "provider" => provider.clone(), "model" => route.model.clone(), "kind" => "prompt")
+        .increment(u.prompt_tokens);
+    metrics::counter!("zentoria_ai_tokens_total", "provider" => provider, "model" => route.model.clone(), "kind" => "completion")
+        .increment(u.completion_tokens);
 }
 
 /// A provider failure as the caller sees it: rate limits stay rate limits; everything else

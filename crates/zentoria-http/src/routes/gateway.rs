@@ -306,7 +306,7 @@ fn message_json(m: &Message) -> Value {
 /// Normalized events → OpenAI `chat.completion.chunk` events, then `[DONE]`. An upstream
 /// failure mid-stream is sent as an `error` object (as OpenAI does) and ends the stream.
 fn chunk_stream(
-    upstream: zentoria_ai::ChatStream,
+    upstream: zentoria_ai::EventStream,
     id: String,
     created: i64,
     model: String,

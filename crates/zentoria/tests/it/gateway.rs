@@ -130,6 +130,20 @@ async fn models_answers_and_streams_in_openai_format() {
     let usage = chunks.last().unwrap();
     assert_eq!(usage["choices"], json!([]));
     assert_eq!(usage["usage"]["completion_tokens"], 3);
+
+    // Both answers were measured: latency, time to first token (the stream), tokens. (The
+    // recorder is shared by every test in this process, so counts are not asserted.)
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    for needle in [
+        "zentoria_ai_request_seconds_count{provider=\"openai\",model=\"openai/gpt-4o-mini\"}",
+        "zentoria_ai_time_to_first_token_seconds_count{provider=\"openai\",model=\"openai/gpt-4o-mini\"}",
+        "zentoria_ai_tokens_total{provider=\"openai\",model=\"openai/gpt-4o-mini\",kind=\"completion\"}",
+    ] {
+        assert!(
+            metrics.contains(needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
     s.stop().await;
 }
 
