@@ -190,11 +190,9 @@ impl Ai {
         &self,
         p: &Principal,
         route: &Route,
-        mut request: ChatRequest,
+        request: ChatRequest,
     ) -> Result<ChatResponse> {
-        p.require(Scope::Chat)?;
-        check_messages(&request)?;
-        request.model = route.upstream_model.clone();
+        let request = prepare(p, route, request)?;
         let started = Instant::now();
         let answer = route.provider.chat(&request).await;
         record(route, started, answer.as_ref().ok().and_then(|a| a.usage));
@@ -209,11 +207,9 @@ impl Ai {
         &self,
         p: &Principal,
         route: &Route,
-        mut request: ChatRequest,
+        request: ChatRequest,
     ) -> Result<EventStream> {
-        p.require(Scope::Chat)?;
-        check_messages(&request)?;
-        request.model = route.upstream_model.clone();
+        let request = prepare(p, route, request)?;
         let started = Instant::now();
         let stream = route
             .provider
@@ -241,11 +237,14 @@ impl Ai {
 pub type EventStream =
     futures_util::stream::BoxStream<'static, std::result::Result<StreamEvent, ProviderError>>;
 
-fn check_messages(r: &ChatRequest) -> Result<()> {
-    if r.messages.is_empty() {
+/// Checks the caller and the request, and names the model the way its provider knows it.
+fn prepare(p: &Principal, route: &Route, mut request: ChatRequest) -> Result<ChatRequest> {
+    p.require(Scope::Chat)?;
+    if request.messages.is_empty() {
         return Err(Error::invalid("messages must not be empty"));
     }
-    Ok(())
+    request.model = route.upstream_model.clone();
+    Ok(request)
 }
 
 fn record(route: &Route, started: Instant, usage: Option<Usage>) {
