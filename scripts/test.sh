@@ -73,6 +73,12 @@ PY
 fi
 export ZENTORIA_TEST_MODEL_DIR="$MODEL_DIR"
 
+# The official OpenAI Python client is a test peer of the gateway.
+if ! python3 -c "import openai" 2>/dev/null; then
+    echo "== installing the openai Python package"
+    python3 -m pip install --quiet openai
+fi
+
 echo "== build"
 cargo build --workspace --all-targets --locked
 
