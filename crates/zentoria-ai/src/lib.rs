@@ -7,6 +7,10 @@
 //! OpenAI-compatible gateway today; chat sessions and AI commands next — calls these
 //! functions, which check the caller's scope.
 
+pub mod chat;
+pub mod screen;
+pub mod usage;
+
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -20,6 +24,8 @@ pub use zentoria_providers::{
     ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use zentoria_providers::{ClientConfig, ProviderOptions};
+
+pub use chat::{Chat, ChatSettings, ScreeningMode};
 
 /// One provider instance to create.
 #[derive(Debug, Clone)]
@@ -66,6 +72,8 @@ pub struct Route {
     pub upstream_model: String,
     /// `provider/model`, as answers report it.
     pub model: String,
+    /// The name as the caller gave it (an alias, or `provider/model`).
+    pub asked: String,
 }
 
 /// The AI service. Cheap to clone.
@@ -74,6 +82,7 @@ pub struct Ai {
     providers: std::sync::Arc<BTreeMap<String, std::sync::Arc<Provider>>>,
     default_model: Option<String>,
     aliases: std::sync::Arc<BTreeMap<String, String>>,
+    usage: Option<usage::UsageLog>,
 }
 
 impl Ai {
@@ -105,7 +114,18 @@ impl Ai {
             providers: std::sync::Arc::new(providers),
             default_model: settings.default_model.filter(|m| !m.is_empty()),
             aliases: std::sync::Arc::new(settings.aliases),
+            usage: None,
         })
+    }
+
+    /// Counts every request in `usage` and enforces keys' token budgets from it.
+    pub fn with_usage(mut self, usage: usage::UsageLog) -> Ai {
+        self.usage = Some(usage);
+        self
+    }
+
+    pub fn usage(&self) -> Option<&usage::UsageLog> {
+        self.usage.as_ref()
     }
 
     /// The configured provider instances, by name.
@@ -124,7 +144,7 @@ impl Ai {
                 )
             })?,
         };
-        let full = self.aliases.get(&named).cloned().unwrap_or(named);
+        let full = self.aliases.get(&named).cloned().unwrap_or(named.clone());
         let Some((provider_name, upstream)) = full.split_once('/') else {
             return Err(Error::invalid(format!(
                 "unknown model {full:?}: name it as provider/model (providers: {}) or use an alias",
@@ -144,6 +164,7 @@ impl Ai {
             provider: provider.clone(),
             upstream_model: upstream.to_owned(),
             model: full.clone(),
+            asked: named,
         })
     }
 
@@ -170,7 +191,12 @@ impl Ai {
                 }
             }
         }
+        // A key limited to some models sees only those.
+        models.retain(|m| p.limits.allows_model(&m.id, &m.id));
         for (alias, target) in self.aliases.iter() {
+            if !p.limits.allows_model(alias, target) {
+                continue;
+            }
             if let Some((provider, _)) = target.split_once('/') {
                 models.push(ModelEntry {
                     id: alias.clone(),
@@ -192,10 +218,14 @@ impl Ai {
         route: &Route,
         request: ChatRequest,
     ) -> Result<ChatResponse> {
-        let request = prepare(p, route, request)?;
+        let request = self.admit(p, route, request).await?;
         let started = Instant::now();
         let answer = route.provider.chat(&request).await;
-        record(route, started, answer.as_ref().ok().and_then(|a| a.usage));
+        let usage = answer.as_ref().ok().and_then(|a| a.usage);
+        record(route, started, usage);
+        if let Some(log) = &self.usage {
+            log.record(p, &route.model, usage, answer.is_err());
+        }
         let mut answer = answer.map_err(upstream_error)?;
         answer.model = route.model.clone();
         Ok(answer)
@@ -209,27 +239,27 @@ impl Ai {
         route: &Route,
         request: ChatRequest,
     ) -> Result<EventStream> {
-        let request = prepare(p, route, request)?;
+        let request = self.admit(p, route, request).await?;
         let started = Instant::now();
-        let stream = route
-            .provider
-            .chat_stream(&request)
-            .await
-            .map_err(upstream_error)?;
-        let route = route.clone();
-        let mut first = true;
-        Ok(stream
-            .inspect(move |event| match event {
-                Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall(_)) if first => {
-                    first = false;
-                    metrics::histogram!("zentoria_ai_time_to_first_token_seconds", "provider" => route.provider.name().to_owned(), "model" => route.model.clone())
-                        .record(started.elapsed().as_secs_f64());
+        let stream = match route.provider.chat_stream(&request).await {
+            Ok(s) => s,
+            Err(e) => {
+                if let Some(log) = &self.usage {
+                    log.record(p, &route.model, None, true);
                 }
-                Ok(StreamEvent::Usage(u)) => record_tokens(&route, *u),
-                Ok(StreamEvent::Done { .. }) => record(&route, started, None),
-                _ => {}
-            })
-            .boxed())
+                return Err(upstream_error(e));
+            }
+        };
+        let mut meter = Meter {
+            route: route.clone(),
+            principal: p.clone(),
+            log: self.usage.clone(),
+            started,
+            first: true,
+            usage: None,
+            ended: false,
+        };
+        Ok(stream.inspect(move |event| meter.observe(event)).boxed())
     }
 }
 
@@ -237,14 +267,81 @@ impl Ai {
 pub type EventStream =
     futures_util::stream::BoxStream<'static, std::result::Result<StreamEvent, ProviderError>>;
 
-/// Checks the caller and the request, and names the model the way its provider knows it.
-fn prepare(p: &Principal, route: &Route, mut request: ChatRequest) -> Result<ChatRequest> {
-    p.require(Scope::Chat)?;
-    if request.messages.is_empty() {
-        return Err(Error::invalid("messages must not be empty"));
+impl Ai {
+    /// Checks the caller (scope, the key's models and budget) and the request, and names the
+    /// model the way its provider knows it.
+    async fn admit(
+        &self,
+        p: &Principal,
+        route: &Route,
+        mut request: ChatRequest,
+    ) -> Result<ChatRequest> {
+        p.require(Scope::Chat)?;
+        if !p.limits.allows_model(&route.asked, &route.model) {
+            return Err(Error::forbidden(format!(
+                "this API key may not use the model {:?}; it may use {}",
+                route.asked,
+                p.limits.models.as_deref().unwrap_or_default().join(", ")
+            )));
+        }
+        if request.messages.is_empty() {
+            return Err(Error::invalid("messages must not be empty"));
+        }
+        if let Some(log) = &self.usage {
+            log.check_budget(p).await?;
+        }
+        request.model = route.upstream_model.clone();
+        Ok(request)
     }
-    request.model = route.upstream_model.clone();
-    Ok(request)
+}
+
+/// Measures a streamed answer as its events pass, and counts it once: when it ends, fails,
+/// or is dropped unfinished (the client went away).
+struct Meter {
+    route: Route,
+    principal: Principal,
+    log: Option<usage::UsageLog>,
+    started: Instant,
+    first: bool,
+    usage: Option<Usage>,
+    ended: bool,
+}
+
+impl Meter {
+    fn observe(&mut self, event: &std::result::Result<StreamEvent, ProviderError>) {
+        match event {
+            Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall(_)) if self.first => {
+                self.first = false;
+                metrics::histogram!("zentoria_ai_time_to_first_token_seconds", "provider" => self.route.provider.name().to_owned(), "model" => self.route.model.clone())
+                    .record(self.started.elapsed().as_secs_f64());
+            }
+            Ok(StreamEvent::Usage(u)) => {
+                self.usage = Some(*u);
+                record_tokens(&self.route, *u);
+            }
+            Ok(StreamEvent::Done { .. }) => {
+                record(&self.route, self.started, None);
+                self.end(false);
+            }
+            Err(_) => self.end(true),
+            _ => {}
+        }
+    }
+
+    fn end(&mut self, failed: bool) {
+        if std::mem::replace(&mut self.ended, true) {
+            return;
+        }
+        if let Some(log) = &self.log {
+            log.record(&self.principal, &self.route.model, self.usage, failed);
+        }
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.end(false);
+    }
 }
 
 fn record(route: &Route, started: Instant, usage: Option<Usage>) {

@@ -38,6 +38,7 @@ pub async fn fanout(clients: usize, rate: u64, secs: u64) -> anyhow::Result<()> 
                 name: "fanout".into(),
                 scopes: zentoria_core::Scopes::only(zentoria_core::Scope::Admin),
                 expires_in: None,
+                limits: Default::default(),
             },
             None,
             &zentoria_platform::ClientInfo::cli(),

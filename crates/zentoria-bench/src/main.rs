@@ -94,6 +94,7 @@ async fn auth(database_url: String) -> anyhow::Result<()> {
                 name: "bench".into(),
                 scopes: zentoria_core::Scopes::parse_list("keys:manage,chat")?,
                 expires_in: None,
+                limits: Default::default(),
             },
             None,
             &ClientInfo::cli(),

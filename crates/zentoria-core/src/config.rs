@@ -48,6 +48,22 @@ pub struct AiConfig {
     pub anthropic_api_key: String,
     /// More named provider instances.
     pub providers: Vec<ProviderConfig>,
+    /// The context window assumed for every model, in tokens: the system prompt, retrieved
+    /// passages, history and the answer must fit in it.
+    pub context_tokens: usize,
+    /// The longest answer asked for when a request names no `max_tokens`.
+    pub max_answer_tokens: u32,
+    /// The system prompt of chat sessions that have none of their own; empty: none.
+    pub system_prompt: String,
+    /// Passages retrieved for an answer from documents.
+    pub rag_top_k: usize,
+    /// With an embedder: passages less similar to the question than this (cosine) are not
+    /// relevant.
+    pub rag_min_similarity: f32,
+    /// What prompt-injection screening does with a suspicious question or passage: `off`,
+    /// `warn` (record it and tell the caller) or `block` (record it, refuse the question, leave
+    /// the passage out).
+    pub injection_screening: String,
 }
 
 impl Default for AiConfig {
@@ -61,6 +77,12 @@ impl Default for AiConfig {
             anthropic_base_url: String::new(),
             anthropic_api_key: String::new(),
             providers: Vec::new(),
+            context_tokens: 8192,
+            max_answer_tokens: 1024,
+            system_prompt: String::new(),
+            rag_top_k: 5,
+            rag_min_similarity: 0.3,
+            injection_screening: "warn".into(),
         }
     }
 }

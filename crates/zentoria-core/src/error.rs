@@ -25,6 +25,9 @@ pub enum Error {
     /// The content is not of a type accepted here, or not what it claims to be.
     #[error("{0}")]
     Unsupported(String),
+    /// A spending limit (such as an API key's monthly token budget) is used up.
+    #[error("{0}")]
+    QuotaExceeded(String),
     #[error("too many requests; retry after {retry_after_secs} s")]
     RateLimited { retry_after_secs: u64 },
     /// Something Zentoria depends on (the database, the disk) is not available; the details
@@ -51,6 +54,7 @@ impl Error {
             Error::TooLarge(_) => "payload_too_large",
             Error::Unsupported(_) => "unsupported_media_type",
             Error::RateLimited { .. } => "rate_limited",
+            Error::QuotaExceeded(_) => "budget_exceeded",
             Error::Unavailable(_) => "unavailable",
             Error::Upstream(_) => "upstream_error",
             Error::Internal(_) => "internal_error",

@@ -118,3 +118,28 @@ fn client_of(parts: &Parts) -> ClientInfo {
         .cloned()
         .unwrap_or_default()
 }
+
+/// Reads a JSON body of at most `limit` bytes, for routes that live outside the default body
+/// limit (streamed answers) and so must bound what they read themselves.
+pub async fn json_body<T: serde::de::DeserializeOwned>(
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<T, Error> {
+    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        Error::TooLarge(format!(
+            "the request body is larger than {} KiB",
+            limit / 1024
+        ))
+    })?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(format!("the body is not a valid request: {e}")))
+}
+
+/// Whether the client asked for server-sent events.
+pub fn wants_event_stream(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/event-stream"))
+}

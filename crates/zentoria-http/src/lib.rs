@@ -48,6 +48,7 @@ pub struct AppState {
     pub jobs: zentoria_jobs::Jobs,
     pub knowledge: zentoria_knowledge::Knowledge,
     pub ai: zentoria_ai::Ai,
+    pub chat: zentoria_ai::Chat,
     pub events: zentoria_events::EventBus,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
@@ -70,12 +71,21 @@ impl AppState {
                 settings.rate_limit_burst.max(1),
             ))
         });
+        let ai = zentoria_ai::Ai::new(zentoria_ai::AiSettings::default())
+            .expect("no providers is a valid configuration");
+        let chat = zentoria_ai::Chat::new(
+            ai.clone(),
+            db.clone(),
+            knowledge.clone(),
+            platform.audit().clone(),
+            zentoria_ai::ChatSettings::default(),
+        );
         AppState {
             platform,
             jobs,
             knowledge,
-            ai: zentoria_ai::Ai::new(zentoria_ai::AiSettings::default())
-                .expect("no providers is a valid configuration"),
+            ai,
+            chat,
             events,
             db,
             settings: Arc::new(settings),
@@ -86,9 +96,10 @@ impl AppState {
 }
 
 impl AppState {
-    /// The AI service (model providers); without one, no provider is configured.
-    pub fn with_ai(mut self, ai: zentoria_ai::Ai) -> Self {
-        self.ai = ai;
+    /// The AI services (model providers and chat); without them, no provider is configured.
+    pub fn with_chat(mut self, chat: zentoria_ai::Chat) -> Self {
+        self.ai = chat.ai().clone();
+        self.chat = chat;
         self
     }
 }

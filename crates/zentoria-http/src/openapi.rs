@@ -32,6 +32,7 @@ use crate::AppState;
         (name = "events", description = "Live domain events over SSE and WebSocket"),
         (name = "files", description = "Files, collections, ingestion and search with citations"),
         (name = "gateway", description = "The OpenAI-compatible API: models of every configured provider, chat completions"),
+        (name = "chat", description = "Chat sessions with persisted history, streamed answers and answers from your documents with citations"),
     )
 )]
 pub(crate) struct ApiDoc;

@@ -576,6 +576,12 @@ impl Knowledge {
         Ok(row.into())
     }
 
+    /// A collection the caller may read, by id or (their own) name.
+    pub async fn collection(&self, p: &Principal, c: &str) -> Result<CollectionView> {
+        p.require(Scope::FilesRead)?;
+        self.resolve_collection(p, c).await
+    }
+
     /// A collection the caller may use, by id or (their own) name.
     async fn resolve_collection(&self, p: &Principal, c: &str) -> Result<CollectionView> {
         self.resolve_collection_of(&p.user_id, p, c).await

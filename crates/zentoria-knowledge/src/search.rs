@@ -48,6 +48,11 @@ impl Knowledge {
                 "top_k must be between 1 and {MAX_TOP_K}"
             )));
         }
+        if let Some(m) = req.min_similarity
+            && !(-1.0..=1.0).contains(&m)
+        {
+            return Err(Error::invalid("min_similarity must be between -1 and 1"));
+        }
         for k in &req.filters.kinds {
             if k.parse::<zentoria_extract::Kind>().is_err() {
                 return Err(Error::invalid(format!(
@@ -121,13 +126,17 @@ impl Knowledge {
                     .pop()
                     .ok_or_else(|| Error::bug("the embedder returned no vector"))?,
             };
-            vectors
+            let mut near = vectors
                 .search(VectorQuery {
                     vector,
                     filter: filter.clone(),
                     limit: candidates,
                 })
-                .await
+                .await?;
+            if let Some(min) = req.min_similarity {
+                near.retain(|(_, similarity)| *similarity >= min);
+            }
+            Ok(near)
         };
         let (keyword, semantic) = tokio::join!(keyword, semantic);
         let (keyword, semantic) = (keyword?, semantic?);

@@ -163,7 +163,7 @@ pub struct SearchFilters {
     pub file_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SearchRequest {
     pub query: String,
@@ -183,6 +183,9 @@ pub struct SearchRequest {
     /// Semantic and hybrid: the query's embedding, when the caller made it with the configured
     /// embedder (the server then does not embed `query`; keyword matching still uses it).
     pub vector: Option<Vec<f32>>,
+    /// Semantic and hybrid: leave out chunks whose cosine similarity to the query is below
+    /// this (-1 to 1), so a question nothing matches finds nothing rather than the nearest.
+    pub min_similarity: Option<f32>,
 }
 
 /// Where a hit's text sits in its file.

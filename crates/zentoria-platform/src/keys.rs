@@ -32,6 +32,9 @@ pub struct NewKeyRequest {
     /// Lifetime from now, e.g. `30d`; none means the key does not expire.
     #[serde(default)]
     pub expires_in: Option<String>,
+    /// Models and monthly tokens the key may use (AI gateway and chat).
+    #[serde(flatten)]
+    pub limits: crate::KeyLimits,
 }
 
 /// A key as listed: everything but the secret.
@@ -55,6 +58,8 @@ pub struct ApiKeyInfo {
     #[serde(with = "zentoria_core::time::rfc3339_ms::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub revoked_at: Option<i64>,
+    #[serde(flatten)]
+    pub limits: crate::KeyLimits,
 }
 
 /// A key just created: the only time its secret is shown.
@@ -79,6 +84,7 @@ impl TryFrom<ApiKeyRow> for ApiKeyInfo {
             expires_at: r.expires_at,
             last_used_at: r.last_used_at,
             revoked_at: r.revoked_at,
+            limits: limits_of(r.models.as_deref(), r.monthly_token_budget)?,
         })
     }
 }
@@ -133,6 +139,13 @@ impl Platform {
             }
             None => None,
         };
+        let limits = check_limits(req.limits)?;
+        let models = limits
+            .models
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(Error::internal)?;
         let secret = random_base62(KEY_RANDOM_CHARS);
         let key = format!("{KEY_PREFIX}{secret}");
         let prefix = format!("{KEY_PREFIX}{}", &secret[..6]);
@@ -149,6 +162,10 @@ impl Platform {
                 scopes: &scopes,
                 created_at: now,
                 expires_at,
+                models: models.as_deref(),
+                monthly_token_budget: limits
+                    .monthly_token_budget
+                    .map(|b| b.min(i64::MAX as u64) as i64),
             },
         )
         .await?;
@@ -158,7 +175,8 @@ impl Platform {
                     .actor(actor)
                     .resource("api_key", &id)
                     .details(serde_json::json!({
-                        "name": name, "owner": owner.username, "scopes": scopes, "expires_at": expires_at
+                        "name": name, "owner": owner.username, "scopes": scopes, "expires_at": expires_at,
+                        "models": limits.models, "monthly_token_budget": limits.monthly_token_budget,
                     })),
             )
             .await;
@@ -184,6 +202,7 @@ impl Platform {
                 expires_at,
                 last_used_at: None,
                 revoked_at: None,
+                limits,
             },
         })
     }
@@ -289,6 +308,7 @@ impl Platform {
                         role,
                         scopes,
                         via: Via::ApiKey { key_id: row.id },
+                        limits: limits_of(row.models.as_deref(), row.monthly_token_budget)?,
                     }),
                     expires_at: row.expires_at,
                     touched_at: AtomicI64::new(0),
@@ -327,4 +347,45 @@ impl Platform {
             }
         });
     }
+}
+
+/// A key's limits as stored.
+fn limits_of(models: Option<&str>, budget: Option<i64>) -> Result<crate::KeyLimits> {
+    Ok(crate::KeyLimits {
+        models: models
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(Error::internal)?,
+        monthly_token_budget: budget.map(|b| b.max(0) as u64),
+    })
+}
+
+/// Tidies and checks the limits asked for a new key.
+fn check_limits(mut l: crate::KeyLimits) -> Result<crate::KeyLimits> {
+    if let Some(models) = &mut l.models {
+        for m in models.iter_mut() {
+            *m = m.trim().to_owned();
+            if m.is_empty() || m.len() > 200 {
+                return Err(Error::invalid(
+                    "each entry of models is a model name or pattern of 1 to 200 characters",
+                ));
+            }
+            if m.contains('*') && !(m.ends_with("/*") && m.matches('*').count() == 1) {
+                return Err(Error::invalid(format!(
+                    "{m:?}: a pattern is a provider followed by /*, like openai/*"
+                )));
+            }
+        }
+        if models.is_empty() || models.len() > 100 {
+            return Err(Error::invalid(
+                "models lists 1 to 100 models (leave it out for any)",
+            ));
+        }
+    }
+    if l.monthly_token_budget == Some(0) {
+        return Err(Error::invalid(
+            "monthly_token_budget must be above 0 (leave it out for no limit)",
+        ));
+    }
+    Ok(l)
 }

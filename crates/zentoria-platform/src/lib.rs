@@ -22,7 +22,7 @@ use zentoria_store::Db;
 
 pub use audit::{Actor, AuditEvent, AuditLog, Outcome};
 pub use keys::{ApiKeyInfo, CreatedKey, NewKeyRequest};
-pub use principal::{ClientInfo, Principal, Via};
+pub use principal::{ClientInfo, KeyLimits, Principal, Via};
 pub use sessions::TokenPair;
 pub use users::User;
 

@@ -1,4 +1,4 @@
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use zentoria_core::{Error, Result, Role, Scope, Scopes};
 
 /// Who is calling, and with what authority: the result of authentication.
@@ -11,6 +11,37 @@ pub struct Principal {
     /// the owner's role) for an API key.
     pub scopes: Scopes,
     pub via: Via,
+    /// What the API key limits beyond its scopes; nothing for sessions and the CLI.
+    pub limits: KeyLimits,
+}
+
+/// What an API key limits beyond its scopes: which models it may use and how many tokens it
+/// may spend.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct KeyLimits {
+    /// Models the key may use: `provider/model` names, aliases, or `provider/*`; none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
+    /// Tokens (prompt and completion) the key may spend per calendar month (UTC); none: no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monthly_token_budget: Option<u64>,
+}
+
+impl KeyLimits {
+    /// Whether `model` (as asked for) or `resolved` (`provider/model` after aliases) is
+    /// allowed.
+    pub fn allows_model(&self, model: &str, resolved: &str) -> bool {
+        let Some(allowed) = &self.models else {
+            return true;
+        };
+        allowed.iter().any(|a| {
+            a == model
+                || a == resolved
+                || a.strip_suffix('*')
+                    .is_some_and(|prefix| resolved.starts_with(prefix))
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
@@ -36,6 +67,7 @@ impl Principal {
             role: user.role,
             scopes: user.role.scopes(),
             via: Via::Cli,
+            limits: KeyLimits::default(),
         }
     }
 

@@ -242,6 +242,7 @@ impl Platform {
             via: Via::Session {
                 session_id: claims.sid,
             },
+            limits: Default::default(),
         })
     }
 

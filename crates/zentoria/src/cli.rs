@@ -129,6 +129,13 @@ enum KeysCommand {
         /// Lifetime, e.g. 30d or 12h; without it the key does not expire.
         #[arg(long, value_name = "DURATION")]
         expires_in: Option<String>,
+        /// Comma-separated models the key may use (`provider/model`, aliases, `provider/*`);
+        /// without it, any.
+        #[arg(long, value_name = "MODELS")]
+        models: Option<String>,
+        /// Tokens the key may spend per calendar month (UTC) on models.
+        #[arg(long, value_name = "TOKENS")]
+        monthly_token_budget: Option<u64>,
     },
     /// List API keys (never their secrets).
     List {
@@ -316,6 +323,8 @@ async fn keys(s: Services, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
             name,
             scopes,
             expires_in,
+            models,
+            monthly_token_budget,
         } => {
             let owner = s.platform.user_by_name(&user).await?;
             let scopes = Scopes::parse_list(&scopes)?;
@@ -328,6 +337,15 @@ async fn keys(s: Services, cmd: KeysCommand) -> anyhow::Result<ExitCode> {
                         name,
                         scopes,
                         expires_in,
+                        limits: zentoria_platform::KeyLimits {
+                            models: models.map(|m| {
+                                m.split(',')
+                                    .map(|m| m.trim().to_owned())
+                                    .filter(|m| !m.is_empty())
+                                    .collect()
+                            }),
+                            monthly_token_budget,
+                        },
                     },
                     Some(Actor::cli()),
                     &ClientInfo::cli(),

@@ -195,6 +195,22 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.ai.anthropic_api_key = v;
         Ok(())
     }),
+    ("ZENTORIA_CONTEXT_TOKENS", false, |c, v| {
+        c.ai.context_tokens = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_MAX_ANSWER_TOKENS", false, |c, v| {
+        c.ai.max_answer_tokens = num(&v)?;
+        Ok(())
+    }),
+    ("ZENTORIA_SYSTEM_PROMPT", false, |c, v| {
+        c.ai.system_prompt = v;
+        Ok(())
+    }),
+    ("ZENTORIA_INJECTION_SCREENING", false, |c, v| {
+        c.ai.injection_screening = v;
+        Ok(())
+    }),
     ("ZENTORIA_LOG_FORMAT", false, |c, v| {
         c.log.format = v;
         Ok(())

@@ -355,10 +355,7 @@ pub async fn search(
             collection: args.collection.clone(),
             top_k: Some(args.top_k),
             mode,
-            filters: Default::default(),
-            keyword_weight: None,
-            semantic_weight: None,
-            vector: None,
+            ..Default::default()
         };
         let out = services.knowledge.search(&p, req).await;
         services.close().await;

@@ -26,6 +26,7 @@ pub struct Services {
     pub jobs: Jobs,
     pub knowledge: zentoria_knowledge::Knowledge,
     pub ai: zentoria_ai::Ai,
+    pub chat: zentoria_ai::Chat,
     pub events: zentoria_events::EventBus,
     /// The job handlers this process runs; taken when the workers start.
     registry: Option<Registry>,
@@ -94,7 +95,15 @@ impl Services {
             knowledge_settings(&config)?,
         )?;
         knowledge.register_jobs(&mut registry);
-        let ai = zentoria_ai::Ai::new(ai_settings(&config)?)?;
+        let ai = zentoria_ai::Ai::new(ai_settings(&config)?)?
+            .with_usage(zentoria_ai::usage::UsageLog::start(db.clone()));
+        let chat = zentoria_ai::Chat::new(
+            ai.clone(),
+            db.clone(),
+            knowledge.clone(),
+            audit.clone(),
+            chat_settings(&config)?,
+        );
         let jobs = Jobs::new(queue, registry.metas(), audit);
         Ok(Services {
             config,
@@ -103,6 +112,7 @@ impl Services {
             jobs,
             knowledge,
             ai,
+            chat,
             events,
             registry: Some(registry),
             audit_writer,
@@ -130,8 +140,13 @@ impl Services {
         ))
     }
 
-    /// Flushes the audit log and closes the database.
+    /// Writes what is buffered (usage, the audit log) and closes the database.
     pub async fn close(self) {
+        if let Some(usage) = self.ai.usage()
+            && let Err(e) = usage.flush().await
+        {
+            tracing::warn!(error = ?e, "cannot write the last usage counts");
+        }
         self.audit_writer.shutdown().await;
         self.db.close().await;
     }
@@ -175,7 +190,7 @@ pub async fn serve(
         services.db.clone(),
         services.http_settings()?,
     )
-    .with_ai(services.ai.clone());
+    .with_chat(services.chat.clone());
     let workers = services.start_workers();
     let indexer = services.knowledge.start_indexer();
     let app = zentoria_http::app(state);
@@ -230,6 +245,34 @@ fn knowledge_settings(c: &Config) -> anyhow::Result<zentoria_knowledge::Knowledg
             keyword_weight: c.knowledge.hybrid_keyword_weight,
             semantic_weight: c.knowledge.hybrid_semantic_weight,
         },
+    })
+}
+
+fn chat_settings(c: &Config) -> anyhow::Result<zentoria_ai::ChatSettings> {
+    let a = &c.ai;
+    if a.context_tokens < 256 {
+        anyhow::bail!("ai.context_tokens must be at least 256");
+    }
+    if a.max_answer_tokens == 0 || a.max_answer_tokens as usize >= a.context_tokens {
+        anyhow::bail!("ai.max_answer_tokens must be at least 1 and below ai.context_tokens");
+    }
+    if !(1..=50).contains(&a.rag_top_k) {
+        anyhow::bail!("ai.rag_top_k must be between 1 and 50");
+    }
+    if !(-1.0..=1.0).contains(&a.rag_min_similarity) {
+        anyhow::bail!("ai.rag_min_similarity must be between -1 and 1");
+    }
+    Ok(zentoria_ai::ChatSettings {
+        context_tokens: a.context_tokens,
+        max_answer_tokens: a.max_answer_tokens,
+        system_prompt: Some(a.system_prompt.trim().to_owned()).filter(|s| !s.is_empty()),
+        rag_top_k: a.rag_top_k,
+        rag_min_similarity: a.rag_min_similarity,
+        history_limit: 200,
+        screening: a
+            .injection_screening
+            .parse()
+            .map_err(|e| anyhow::anyhow!("ai.injection_screening: {e}"))?,
     })
 }
 

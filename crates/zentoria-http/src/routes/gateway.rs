@@ -62,14 +62,7 @@ pub async fn chat_completions(
 ) -> ApiResult<Response> {
     // Before reading the body: a key without the scope learns nothing about the request.
     auth.require(Scope::Chat)?;
-    let bytes = axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
-        Error::TooLarge(format!(
-            "a chat request is at most {} MiB",
-            MAX_BODY / 1024 / 1024
-        ))
-    })?;
-    let req: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid(format!("the body is not valid JSON: {e}")))?;
+    let req: Value = crate::extract::json_body(body, MAX_BODY).await?;
     let parsed = parse_request(&req)?;
     let route = state.ai.route(parsed.model.as_deref())?;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());

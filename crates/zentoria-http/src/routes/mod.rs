@@ -3,12 +3,14 @@
 
 mod audit;
 mod auth;
+mod chat;
 mod events;
 mod files;
 mod gateway;
 mod health;
 mod jobs;
 mod keys;
+mod usage;
 
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +35,8 @@ pub(crate) fn routers() -> (
         .routes(routes!(files::mcp_upload))
         .routes(routes!(files::content))
         .routes(routes!(gateway::chat_completions))
+        .routes(routes!(chat::send))
+        .routes(routes!(chat::direct))
         .split_for_parts();
     doc.merge(long_doc);
     (api, long, doc)
@@ -57,6 +61,13 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(gateway::models))
+        .routes(routes!(usage::usage))
+        .routes(routes!(chat::sessions, chat::create_session))
+        .routes(routes!(
+            chat::session,
+            chat::update_session,
+            chat::delete_session
+        ))
         .routes(routes!(files::mcp_list))
         .routes(routes!(files::get, files::update, files::delete))
         .routes(routes!(files::reindex))

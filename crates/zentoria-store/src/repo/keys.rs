@@ -16,6 +16,9 @@ pub struct ApiKeyRow {
     pub expires_at: Option<i64>,
     pub last_used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// JSON array of model names or patterns; `None`: any model.
+    pub models: Option<String>,
+    pub monthly_token_budget: Option<i64>,
 }
 
 /// A key joined with its owner, as authentication needs it.
@@ -30,6 +33,8 @@ pub struct KeyWithOwner {
     pub username: String,
     pub role: String,
     pub disabled: bool,
+    pub models: Option<String>,
+    pub monthly_token_budget: Option<i64>,
 }
 
 pub struct NewKey<'a> {
@@ -41,15 +46,18 @@ pub struct NewKey<'a> {
     pub scopes: &'a str,
     pub created_at: i64,
     pub expires_at: Option<i64>,
+    pub models: Option<&'a str>,
+    pub monthly_token_budget: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, user_id, name, prefix, scopes, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS: &str = "id, user_id, name, prefix, scopes, created_at, expires_at, last_used_at, \
+    revoked_at, models, monthly_token_budget";
 
 pub async fn insert(db: &Db, k: &NewKey<'_>) -> Result<()> {
     on_db!(db, pool => sqlx::query(
-        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scopes, created_at, expires_at,
+             models, monthly_token_budget)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(k.id)
     .bind(k.user_id)
@@ -59,6 +67,8 @@ pub async fn insert(db: &Db, k: &NewKey<'_>) -> Result<()> {
     .bind(k.scopes)
     .bind(k.created_at)
     .bind(k.expires_at)
+    .bind(k.models)
+    .bind(k.monthly_token_budget)
     .execute(pool)
     .await.map(|r| r.rows_affected()))
     .map_err(db_err)?;
@@ -67,8 +77,8 @@ pub async fn insert(db: &Db, k: &NewKey<'_>) -> Result<()> {
 
 pub async fn by_hash(db: &Db, key_hash: &str) -> Result<Option<KeyWithOwner>> {
     on_db!(db, pool => sqlx::query_as::<_, KeyWithOwner>(
-        "SELECT k.id, k.key_hash, k.scopes, k.expires_at, k.revoked_at,
-                u.id AS user_id, u.username, u.role, u.disabled
+        "SELECT k.id, k.key_hash, k.scopes, k.expires_at, k.revoked_at, k.models,
+                k.monthly_token_budget, u.id AS user_id, u.username, u.role, u.disabled
          FROM api_keys k JOIN users u ON u.id = k.user_id
          WHERE k.key_hash = $1",
     )

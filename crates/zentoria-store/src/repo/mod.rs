@@ -2,9 +2,11 @@
 //! SQL and nothing else; rules live in the domain crates.
 
 pub mod audit;
+pub mod chat;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
 pub mod schedules;
 pub mod sessions;
+pub mod usage;
 pub mod users;

@@ -361,3 +361,149 @@ print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let admin = s.admin_key.clone();
+    let r = s
+        .post(
+            "/api/v1/keys",
+            Some(&admin),
+            &json!({"name": "metered", "scopes": ["chat"], "models": ["mini"], "monthly_token_budget": 20}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let created: Value = r.json().await.unwrap();
+    let key = created["key"].as_str().unwrap().to_owned();
+    let key_id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["models"], json!(["mini"]));
+    assert_eq!(created["monthly_token_budget"], 20);
+
+    // The key sees and may use only its models (the alias, and what it stands for).
+    let models: Value = s.get("/v1/models", Some(&key)).await.json().await.unwrap();
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["mini"], "{models}");
+    let hello = json!([{"role": "user", "content": "hello there"}]);
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o", "messages": hello}),
+    )
+    .await;
+    let body = assert_error(r, 403, "forbidden").await;
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("mini"),
+        "{body}"
+    );
+
+    // 7 tokens an answer (5 prompt, 2 completion): the budget of 20 lasts three answers.
+    for _ in 0..2 {
+        let r = chat(&s, &key, json!({"model": "mini", "messages": hello})).await;
+        assert_eq!(r.status(), 200);
+    }
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "mini", "messages": hello, "stream": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().ends_with("data: [DONE]\n\n"));
+    let r = chat(&s, &key, json!({"model": "mini", "messages": hello})).await;
+    let body = assert_error(r, 429, "budget_exceeded").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("20 tokens"),
+        "{body}"
+    );
+
+    // The admin's own requests count separately.
+    let r = chat(&s, &admin, json!({"messages": hello})).await;
+    assert_eq!(r.status(), 200);
+
+    // The user's usage: the metered key's and the admin key's, apart.
+    let user: Value = s
+        .get("/api/v1/usage", Some(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(user["totals"]["requests"], 4, "{user}");
+    assert_eq!(
+        user["by_key_and_model"].as_array().unwrap().len(),
+        2,
+        "{user}"
+    );
+    let mine: Value = s
+        .get(&format!("/api/v1/usage?key_id={key_id}"), Some(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(mine["totals"]["requests"], 3, "{mine}");
+    assert_eq!(mine["totals"]["prompt_tokens"], 15, "{mine}");
+    // The streamed answer reports 3 completion tokens.
+    assert_eq!(mine["totals"]["completion_tokens"], 7, "{mine}");
+    let groups = mine["by_key_and_model"].as_array().unwrap();
+    assert!(
+        groups
+            .iter()
+            .all(|g| g["key_id"] == key_id && g["model"] == "openai/gpt-4o-mini"),
+        "{mine}"
+    );
+    let bob = s.user("bob", Role::User).await;
+    let bob_key = s.key_for(&bob, "chat").await;
+    let r = chat(&s, &bob_key, json!({"messages": hello})).await;
+    assert_eq!(r.status(), 200);
+    let bobs: Value = s
+        .get("/api/v1/usage", Some(&bob_key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        bobs["totals"]["requests"], 1,
+        "only one's own usage: {bobs}"
+    );
+    let all: Value = s
+        .get("/api/v1/usage?all=true", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(all["totals"]["requests"], 5, "{all}");
+    let only: Value = s
+        .get(
+            &format!("/api/v1/usage?all=true&key_id={key_id}"),
+            Some(&admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(only["totals"]["requests"], 3);
+    let r = s.get("/api/v1/usage?all=true", Some(&key)).await;
+    assert_error(r, 403, "forbidden").await;
+    let r = s.get("/api/v1/usage?from=yesterday", Some(&key)).await;
+    assert_error(r, 400, "invalid_request").await;
+
+    // Bad limits are refused when the key is made.
+    for bad in [
+        json!({"name": "x", "scopes": ["chat"], "models": []}),
+        json!({"name": "x", "scopes": ["chat"], "models": ["open*ai"]}),
+        json!({"name": "x", "scopes": ["chat"], "monthly_token_budget": 0}),
+    ] {
+        let r = s.post("/api/v1/keys", Some(&admin), &bad).await;
+        assert_error(r, 400, "invalid_request").await;
+    }
+    s.stop().await;
+}

@@ -3,6 +3,7 @@
 
 mod audit;
 mod auth;
+mod chat;
 mod cli;
 mod crash;
 mod events;

@@ -21,6 +21,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 pub const DIM: usize = 64;
@@ -34,6 +35,9 @@ pub struct Recorded {
     pub failing: AtomicBool,
     pub last_auth: std::sync::Mutex<Option<String>>,
     pub last_model: std::sync::Mutex<Option<String>>,
+    /// The last chat request's body, as sent.
+    pub last_chat: std::sync::Mutex<Option<Value>>,
+    pub chats: AtomicUsize,
 }
 
 pub struct FakeUpstream {
@@ -193,6 +197,8 @@ async fn openai_chat(
     Json(body): Json<Value>,
 ) -> Response {
     seen.requests.fetch_add(1, Ordering::SeqCst);
+    seen.chats.fetch_add(1, Ordering::SeqCst);
+    *seen.last_chat.lock().unwrap() = Some(body.clone());
     *seen.last_auth.lock().unwrap() = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -212,6 +218,11 @@ async fn openai_chat(
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_owned();
+    // A question asked over quoted sources is answered citing the first one.
+    let last = match last.rsplit_once("Question: ") {
+        Some((sources, q)) if sources.contains("<source id=\"1\"") => format!("{q} [1]"),
+        _ => last,
+    };
     let prompt_tokens = last.split_whitespace().count() + 3;
     let wants_tool =
         body["tools"].as_array().is_some_and(|t| !t.is_empty()) && last.contains("weather");
@@ -233,13 +244,35 @@ async fn openai_chat(
         }))
         .into_response();
     }
-    let chunk = |delta: Value, finish: Value| {
+    let chunk = move |delta: Value, finish: Value| {
         format!(
             "data: {}\n\n",
             json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
         )
     };
     let mut out = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    if last.contains("slowly") {
+        // One word a second, never finishing in a test's lifetime: for clients that leave.
+        let words: Vec<String> = last.split_whitespace().map(|w| format!("{w} ")).collect();
+        let head = out.clone();
+        let body = futures_util::stream::iter(
+            std::iter::once(head).chain(
+                words
+                    .into_iter()
+                    .cycle()
+                    .map(move |w| chunk(json!({"content": w}), Value::Null)),
+            ),
+        )
+        .then(|piece| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Ok::<_, std::convert::Infallible>(piece)
+        });
+        return (
+            [(axum::http::header::CONTENT_TYPE, "text/event-stream")],
+            axum::body::Body::from_stream(body),
+        )
+            .into_response();
+    }
     if wants_tool {
         out += &chunk(
             json!({"tool_calls": [{"index": 0, "id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}),
