@@ -8,6 +8,7 @@
 //! functions, which check the caller's scope.
 
 pub mod chat;
+pub mod command;
 pub mod screen;
 pub mod usage;
 
@@ -26,6 +27,7 @@ pub use zentoria_providers::{
 use zentoria_providers::{ClientConfig, ProviderOptions};
 
 pub use chat::{Chat, ChatSettings, ScreeningMode};
+pub use command::{CommandSettings, Commands};
 
 /// One provider instance to create.
 #[derive(Debug, Clone)]
@@ -218,7 +220,19 @@ impl Ai {
         route: &Route,
         request: ChatRequest,
     ) -> Result<ChatResponse> {
-        let request = self.admit(p, route, request).await?;
+        self.chat_with_scope(p, route, request, Scope::Chat).await
+    }
+
+    /// Like [`Ai::chat`], for a capability whose own scope grants the model's use (AI
+    /// commands need `ai:command`, not `chat`).
+    pub(crate) async fn chat_with_scope(
+        &self,
+        p: &Principal,
+        route: &Route,
+        request: ChatRequest,
+        scope: Scope,
+    ) -> Result<ChatResponse> {
+        let request = self.admit(p, route, request, scope).await?;
         let started = Instant::now();
         let answer = route.provider.chat(&request).await;
         let usage = answer.as_ref().ok().and_then(|a| a.usage);
@@ -239,7 +253,7 @@ impl Ai {
         route: &Route,
         request: ChatRequest,
     ) -> Result<EventStream> {
-        let request = self.admit(p, route, request).await?;
+        let request = self.admit(p, route, request, Scope::Chat).await?;
         let started = Instant::now();
         let stream = match route.provider.chat_stream(&request).await {
             Ok(s) => s,
@@ -275,8 +289,9 @@ impl Ai {
         p: &Principal,
         route: &Route,
         mut request: ChatRequest,
+        scope: Scope,
     ) -> Result<ChatRequest> {
-        p.require(Scope::Chat)?;
+        p.require(scope)?;
         if !p.limits.allows_model(&route.asked, &route.model) {
             return Err(Error::forbidden(format!(
                 "this API key may not use the model {:?}; it may use {}",

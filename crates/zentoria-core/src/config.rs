@@ -64,6 +64,8 @@ pub struct AiConfig {
     /// `warn` (record it and tell the caller) or `block` (record it, refuse the question, leave
     /// the passage out).
     pub injection_screening: String,
+    /// Rounds of tool calls an AI command may take before it is stopped.
+    pub command_max_rounds: usize,
 }
 
 impl Default for AiConfig {
@@ -83,6 +85,7 @@ impl Default for AiConfig {
             rag_top_k: 5,
             rag_min_similarity: 0.3,
             injection_screening: "warn".into(),
+            command_max_rounds: 5,
         }
     }
 }

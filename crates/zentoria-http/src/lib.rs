@@ -49,6 +49,7 @@ pub struct AppState {
     pub knowledge: zentoria_knowledge::Knowledge,
     pub ai: zentoria_ai::Ai,
     pub chat: zentoria_ai::Chat,
+    pub commands: zentoria_ai::Commands,
     pub events: zentoria_events::EventBus,
     pub db: Db,
     pub settings: Arc<HttpSettings>,
@@ -80,12 +81,19 @@ impl AppState {
             platform.audit().clone(),
             zentoria_ai::ChatSettings::default(),
         );
+        let commands = zentoria_ai::Commands::new(
+            ai.clone(),
+            knowledge.clone(),
+            platform.clone(),
+            zentoria_ai::CommandSettings::default(),
+        );
         AppState {
             platform,
             jobs,
             knowledge,
             ai,
             chat,
+            commands,
             events,
             db,
             settings: Arc::new(settings),
@@ -97,9 +105,10 @@ impl AppState {
 
 impl AppState {
     /// The AI services (model providers and chat); without them, no provider is configured.
-    pub fn with_chat(mut self, chat: zentoria_ai::Chat) -> Self {
+    pub fn with_chat(mut self, chat: zentoria_ai::Chat, commands: zentoria_ai::Commands) -> Self {
         self.ai = chat.ai().clone();
         self.chat = chat;
+        self.commands = commands;
         self
     }
 }

@@ -362,6 +362,37 @@ impl Knowledge {
         Ok(self.with_tags(vec![row]).await?.remove(0))
     }
 
+    /// The file's text as ingestion extracted it (rebuilt from its chunks, overlaps
+    /// removed), at most `max_chars` characters; `true` when it was cut there. Empty until
+    /// the file is ready.
+    pub async fn file_text(
+        &self,
+        p: &Principal,
+        id: &str,
+        max_chars: usize,
+    ) -> Result<(FileView, String, bool)> {
+        let file = self.file(p, id).await?;
+        let chunks = repo::chunks_of_file(&self.inner.db, id).await?;
+        let mut text = String::new();
+        let mut count = 0usize;
+        let mut end = 0i64;
+        for c in chunks {
+            if c.start_char > end && !text.is_empty() {
+                text.push('\n');
+            }
+            let overlap = (end - c.start_char).max(0) as usize;
+            for ch in c.text.chars().skip(overlap) {
+                if count == max_chars {
+                    return Ok((file, text, true));
+                }
+                text.push(ch);
+                count += 1;
+            }
+            end = end.max(c.end_char);
+        }
+        Ok((file, text, false))
+    }
+
     /// The file and a reader over `len` bytes of its content from `start`.
     pub async fn open_content(
         &self,

@@ -27,6 +27,7 @@ pub struct Services {
     pub knowledge: zentoria_knowledge::Knowledge,
     pub ai: zentoria_ai::Ai,
     pub chat: zentoria_ai::Chat,
+    pub commands: zentoria_ai::Commands,
     pub events: zentoria_events::EventBus,
     /// The job handlers this process runs; taken when the workers start.
     registry: Option<Registry>,
@@ -104,6 +105,16 @@ impl Services {
             audit.clone(),
             chat_settings(&config)?,
         );
+        let commands = zentoria_ai::Commands::new(
+            ai.clone(),
+            knowledge.clone(),
+            platform.clone(),
+            zentoria_ai::CommandSettings {
+                max_rounds: config.ai.command_max_rounds,
+                max_answer_tokens: config.ai.max_answer_tokens,
+                screening: chat.settings().screening,
+            },
+        );
         let jobs = Jobs::new(queue, registry.metas(), audit);
         Ok(Services {
             config,
@@ -113,6 +124,7 @@ impl Services {
             knowledge,
             ai,
             chat,
+            commands,
             events,
             registry: Some(registry),
             audit_writer,
@@ -190,7 +202,7 @@ pub async fn serve(
         services.db.clone(),
         services.http_settings()?,
     )
-    .with_chat(services.chat.clone());
+    .with_chat(services.chat.clone(), services.commands.clone());
     let workers = services.start_workers();
     let indexer = services.knowledge.start_indexer();
     let app = zentoria_http::app(state);
@@ -255,6 +267,9 @@ fn chat_settings(c: &Config) -> anyhow::Result<zentoria_ai::ChatSettings> {
     }
     if a.max_answer_tokens == 0 || a.max_answer_tokens as usize >= a.context_tokens {
         anyhow::bail!("ai.max_answer_tokens must be at least 1 and below ai.context_tokens");
+    }
+    if !(1..=50).contains(&a.command_max_rounds) {
+        anyhow::bail!("ai.command_max_rounds must be between 1 and 50");
     }
     if !(1..=50).contains(&a.rag_top_k) {
         anyhow::bail!("ai.rag_top_k must be between 1 and 50");

@@ -201,7 +201,7 @@ impl DirectChat {
 /// Something screening noticed (`ai.injection_screening` = `warn`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Warning {
-    /// `message` (the question) or `source` (a retrieved passage).
+    /// `message` (the question), `command` (an AI command) or `source` (a retrieved passage).
     #[serde(rename = "in")]
     pub place: String,
     pub file_id: Option<String>,
@@ -215,7 +215,7 @@ impl Warning {
     pub(crate) fn from_findings(place: &str, source: Option<&Source>, f: &[Finding]) -> Warning {
         let what = match source {
             Some(s) => format!("a passage of {}", s.file_name),
-            None => "the message".to_owned(),
+            None => format!("the {place}"),
         };
         Warning {
             place: place.to_owned(),

@@ -14,6 +14,7 @@ use zentoria_ai::chat::{
     ChatEvent, DirectChat, NewSession, Reply, SendMessage, SessionList, SessionPage, SessionPatch,
     SessionView, SessionWithMessages, Turn,
 };
+use zentoria_ai::command::{CommandReply, CommandRequest};
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
@@ -158,4 +159,21 @@ async fn respond(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The seeds' AI command: a command in words, carried out by the model with the tools the
+/// caller's scopes allow (search, files, keys), each run as the caller and audited.
+#[utoipa::path(post, path = "/api/v1/mcp/command", tag = "chat",
+    request_body = CommandRequest,
+    security(("api_key" = ["ai:command"]), ("bearer" = ["ai:command"])),
+    responses((status = 200, body = CommandReply), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn command(
+    State(state): State<AppState>,
+    auth: Authed<scope::AiCommand>,
+    Client(client): Client,
+    body: Body,
+) -> ApiResult<Json<CommandReply>> {
+    let req: CommandRequest = json_body(body, MAX_BODY).await?;
+    Ok(Json(state.commands.run(&auth, &client, req).await?))
 }

@@ -37,6 +37,7 @@ pub(crate) fn routers() -> (
         .routes(routes!(gateway::chat_completions))
         .routes(routes!(chat::send))
         .routes(routes!(chat::direct))
+        .routes(routes!(chat::command))
         .split_for_parts();
     doc.merge(long_doc);
     (api, long, doc)

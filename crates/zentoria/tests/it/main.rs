@@ -5,6 +5,7 @@ mod audit;
 mod auth;
 mod chat;
 mod cli;
+mod command;
 mod crash;
 mod events;
 mod files;

@@ -224,6 +224,44 @@ async fn openai_chat(
         _ => last,
     };
     let prompt_tokens = last.split_whitespace().count() + 3;
+    // Scripted tool use: a user message `tool:NAME {json}` calls that tool, then answers with
+    // the tool's result; `tool-loop:NAME {json}` calls it again after every result.
+    let offered = body["tools"].as_array().is_some_and(|t| !t.is_empty());
+    let script = last
+        .strip_prefix("tool-loop:")
+        .map(|s| (s, true))
+        .or_else(|| last.strip_prefix("tool:").map(|s| (s, false)));
+    if let Some((script, looping)) = script.filter(|_| offered) {
+        let messages = body["messages"].as_array().cloned().unwrap_or_default();
+        let after_tool = messages.last().is_some_and(|m| m["role"] == "tool");
+        let message = if after_tool && !looping {
+            let result = messages.last().unwrap()["content"]
+                .as_str()
+                .unwrap_or_default();
+            let result: String = result.chars().take(300).collect();
+            json!({"role": "assistant", "content": format!("done: {result}"), "refusal": null})
+        } else {
+            let (name, args) = script
+                .trim()
+                .split_once(' ')
+                .unwrap_or((script.trim(), "{}"));
+            json!({"role": "assistant", "content": null, "refusal": null, "tool_calls": [{
+                "id": format!("call_{}", messages.len()), "type": "function",
+                "function": {"name": name, "arguments": args}}]})
+        };
+        let finish = if message["tool_calls"].is_array() {
+            "tool_calls"
+        } else {
+            "stop"
+        };
+        return Json(json!({
+            "id": "chatcmpl-fake3", "object": "chat.completion", "created": 1_732_000_000,
+            "model": "gpt-4o-mini-2024-07-18",
+            "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 4, "total_tokens": prompt_tokens + 4}
+        }))
+        .into_response();
+    }
     let wants_tool =
         body["tools"].as_array().is_some_and(|t| !t.is_empty()) && last.contains("weather");
     let stream = body["stream"].as_bool().unwrap_or(false);
