@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod command;
+pub mod providers;
 pub mod screen;
 pub mod usage;
 
@@ -20,17 +21,17 @@ use futures_util::future::join_all;
 use serde::Serialize;
 use zentoria_core::{Error, Result, Scope};
 use zentoria_platform::Principal;
+use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Provider, ProviderError,
     ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
 };
-use zentoria_providers::{ClientConfig, ProviderOptions};
 
 pub use chat::{Chat, ChatSettings, ScreeningMode};
 pub use command::{CommandSettings, Commands};
 
 /// One provider instance to create.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSettings {
     pub name: String,
     pub kind: ProviderKind,
@@ -45,6 +46,9 @@ pub struct AiSettings {
     pub default_model: Option<String>,
     /// alias → `provider/model`.
     pub aliases: BTreeMap<String, String>,
+    /// model (as asked, or `provider/model`) → the models to try, in order, when it cannot
+    /// be reached (connection failures, timeouts, 429, 5xx, an open circuit).
+    pub fallbacks: BTreeMap<String, Vec<String>>,
     pub options: ProviderOptions,
 }
 
@@ -81,41 +85,24 @@ pub struct Route {
 /// The AI service. Cheap to clone.
 #[derive(Clone)]
 pub struct Ai {
-    providers: std::sync::Arc<BTreeMap<String, std::sync::Arc<Provider>>>,
+    registry: std::sync::Arc<providers::Registry>,
     default_model: Option<String>,
     aliases: std::sync::Arc<BTreeMap<String, String>>,
+    /// model → models to try, in order, when it cannot be reached.
+    fallbacks: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     usage: Option<usage::UsageLog>,
 }
 
 impl Ai {
     pub fn new(settings: AiSettings) -> Result<Ai> {
-        let mut providers = BTreeMap::new();
-        for p in settings.providers {
-            let mut config = ClientConfig::new()
-                .with_name(p.name.clone())
-                .with_options(settings.options.clone());
-            if let Some(url) = p.base_url.filter(|u| !u.trim().is_empty()) {
-                config = config.with_base_url(url);
-            }
-            if let Some(key) = p.api_key.filter(|k| !k.is_empty()) {
-                config = config.with_api_key(key);
-            }
-            let provider = Provider::new(p.kind, config)
-                .map_err(|e| Error::invalid(format!("provider {}: {e}", p.name)))?;
-            if providers
-                .insert(p.name.clone(), std::sync::Arc::new(provider))
-                .is_some()
-            {
-                return Err(Error::invalid(format!(
-                    "provider {:?} is configured twice",
-                    p.name
-                )));
-            }
-        }
         Ok(Ai {
-            providers: std::sync::Arc::new(providers),
+            registry: std::sync::Arc::new(providers::Registry::new(
+                settings.providers,
+                settings.options,
+            )?),
             default_model: settings.default_model.filter(|m| !m.is_empty()),
             aliases: std::sync::Arc::new(settings.aliases),
+            fallbacks: std::sync::Arc::new(settings.fallbacks),
             usage: None,
         })
     }
@@ -132,7 +119,7 @@ impl Ai {
 
     /// The configured provider instances, by name.
     pub fn provider_names(&self) -> Vec<String> {
-        self.providers.keys().cloned().collect()
+        self.registry.names()
     }
 
     /// Resolves a model name (or the default when `None`).
@@ -153,7 +140,7 @@ impl Ai {
                 self.provider_names().join(", ")
             )));
         };
-        let provider = self.providers.get(provider_name).ok_or_else(|| {
+        let provider = self.registry.get(provider_name).ok_or_else(|| {
             Error::invalid(format!(
                 "no provider named {provider_name:?} (configured: {})",
                 self.provider_names().join(", ")
@@ -163,7 +150,7 @@ impl Ai {
             return Err(Error::invalid(format!("{full:?} names no model")));
         }
         Ok(Route {
-            provider: provider.clone(),
+            provider,
             upstream_model: upstream.to_owned(),
             model: full.clone(),
             asked: named,
@@ -175,9 +162,10 @@ impl Ai {
     pub async fn models(&self, p: &Principal) -> Result<ModelList> {
         p.require(Scope::Chat)?;
         let asks = self
-            .providers
-            .iter()
-            .map(|(name, provider)| async move { (name.clone(), provider.models().await) });
+            .registry
+            .all()
+            .into_iter()
+            .map(|(name, provider)| async move { (name, provider.models().await) });
         let mut models = Vec::new();
         let mut unavailable = Vec::new();
         for (name, answer) in join_all(asks).await {
@@ -233,48 +221,119 @@ impl Ai {
         scope: Scope,
     ) -> Result<ChatResponse> {
         let request = self.admit(p, route, request, scope).await?;
-        let started = Instant::now();
-        let answer = route.provider.chat(&request).await;
-        let usage = answer.as_ref().ok().and_then(|a| a.usage);
-        record(route, started, usage);
-        if let Some(log) = &self.usage {
-            log.record(p, &route.model, usage, answer.is_err());
+        let candidates = self.candidates(p, route);
+        let mut last = None;
+        for (i, r) in candidates.iter().enumerate() {
+            let mut request = request.clone();
+            request.model = r.upstream_model.clone();
+            let started = Instant::now();
+            let answer = r.provider.chat(&request).await;
+            let usage = answer.as_ref().ok().and_then(|a| a.usage);
+            record(r, started, usage);
+            if let Some(log) = &self.usage {
+                log.record(p, &r.model, usage, answer.is_err());
+            }
+            match answer {
+                Ok(mut answer) => {
+                    answer.model = r.model.clone();
+                    return Ok(answer);
+                }
+                Err(e) if falls_back(&e) && i + 1 < candidates.len() => {
+                    fell_back(r, &candidates[i + 1], &e);
+                    last = Some(e);
+                }
+                Err(e) => return Err(upstream_error(e)),
+            }
         }
-        let mut answer = answer.map_err(upstream_error)?;
-        answer.model = route.model.clone();
-        Ok(answer)
+        Err(last.map_or_else(|| Error::bug("no model to ask"), upstream_error))
     }
 
     /// A streamed answer; an `Err` here means nothing was streamed yet. The stream records
-    /// time to first token, tokens and duration as it passes.
+    /// time to first token, tokens and duration as it passes. When the model cannot be
+    /// reached, its fallbacks are tried before anything is streamed.
     pub async fn chat_stream(
         &self,
         p: &Principal,
         route: &Route,
         request: ChatRequest,
-    ) -> Result<EventStream> {
+    ) -> Result<AnswerStream> {
         let request = self.admit(p, route, request, Scope::Chat).await?;
-        let started = Instant::now();
-        let stream = match route.provider.chat_stream(&request).await {
-            Ok(s) => s,
-            Err(e) => {
-                if let Some(log) = &self.usage {
-                    log.record(p, &route.model, None, true);
+        let candidates = self.candidates(p, route);
+        for (i, r) in candidates.iter().enumerate() {
+            let mut request = request.clone();
+            request.model = r.upstream_model.clone();
+            let started = Instant::now();
+            let stream = match r.provider.chat_stream(&request).await {
+                Ok(s) => s,
+                Err(e) => {
+                    if let Some(log) = &self.usage {
+                        log.record(p, &r.model, None, true);
+                    }
+                    if falls_back(&e) && i + 1 < candidates.len() {
+                        fell_back(r, &candidates[i + 1], &e);
+                        continue;
+                    }
+                    return Err(upstream_error(e));
                 }
-                return Err(upstream_error(e));
-            }
-        };
-        let mut meter = Meter {
-            route: route.clone(),
-            principal: p.clone(),
-            log: self.usage.clone(),
-            started,
-            first: true,
-            usage: None,
-            ended: false,
-        };
-        Ok(stream.inspect(move |event| meter.observe(event)).boxed())
+            };
+            let mut meter = Meter {
+                route: r.clone(),
+                principal: p.clone(),
+                log: self.usage.clone(),
+                started,
+                first: true,
+                usage: None,
+                ended: false,
+            };
+            return Ok(AnswerStream {
+                model: r.model.clone(),
+                events: stream.inspect(move |event| meter.observe(event)).boxed(),
+            });
+        }
+        Err(Error::bug("no model to ask"))
     }
+
+    /// The route, then its fallbacks (`ai.fallbacks`) that the caller may use.
+    fn candidates(&self, p: &Principal, route: &Route) -> Vec<Route> {
+        let mut out = vec![route.clone()];
+        let list = self
+            .fallbacks
+            .get(&route.asked)
+            .or_else(|| self.fallbacks.get(&route.model));
+        for name in list.into_iter().flatten() {
+            match self.route(Some(name)) {
+                Ok(r) if p.limits.allows_model(&r.asked, &r.model) => out.push(r),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(fallback = %name, error = %e, "a fallback model does not route")
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A streamed answer and the model giving it (a fallback's, when the model could not be
+/// reached).
+pub struct AnswerStream {
+    pub model: String,
+    pub events: EventStream,
+}
+
+/// Whether a failure says the model is unavailable (so another may answer), rather than that
+/// the request is wrong.
+fn falls_back(e: &ProviderError) -> bool {
+    e.is_retryable()
+        || matches!(
+            e,
+            ProviderError::CircuitOpen { .. } | ProviderError::Timeout { .. }
+        )
+}
+
+fn fell_back(from: &Route, to: &Route, e: &ProviderError) {
+    tracing::warn!(from = %from.model, to = %to.model, error = %e, "model unavailable; falling back");
+    metrics::counter!("zentoria_ai_fallbacks_total", "from" => from.model.clone(), "to" => to.model.clone())
+        .increment(1);
 }
 
 /// Normalized events of a streamed answer.
@@ -409,6 +468,7 @@ mod tests {
             ],
             default_model: Some("fast".into()),
             aliases: [("fast".to_owned(), "ollama/llama3.2:3b".to_owned())].into(),
+            fallbacks: Default::default(),
             options: ProviderOptions::default(),
         })
         .unwrap()

@@ -36,6 +36,9 @@ pub struct AiConfig {
     pub default_model: String,
     /// Short names for models: `alias = "provider/model"`.
     pub aliases: std::collections::BTreeMap<String, String>,
+    /// Models to try, in order, when a model cannot be reached (connection failures,
+    /// timeouts, 429, 5xx, an open circuit): `"openai/gpt-4o-mini" = ["anthropic/…", "ollama/…"]`.
+    pub fallbacks: std::collections::BTreeMap<String, Vec<String>>,
     /// The built-in `ollama` provider's address.
     pub ollama_url: String,
     /// With an API key or base URL, a built-in `openai` provider (any OpenAI-compatible server).
@@ -73,6 +76,7 @@ impl Default for AiConfig {
         AiConfig {
             default_model: String::new(),
             aliases: Default::default(),
+            fallbacks: Default::default(),
             ollama_url: "http://127.0.0.1:11434".into(),
             openai_base_url: String::new(),
             openai_api_key: String::new(),

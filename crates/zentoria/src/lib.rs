@@ -98,6 +98,8 @@ impl Services {
         knowledge.register_jobs(&mut registry);
         let ai = zentoria_ai::Ai::new(ai_settings(&config)?)?
             .with_usage(zentoria_ai::usage::UsageLog::start(db.clone()));
+        ai.attach_store(db.clone(), master_key.clone(), audit.clone())
+            .await?;
         let chat = zentoria_ai::Chat::new(
             ai.clone(),
             db.clone(),
@@ -209,6 +211,9 @@ pub async fn serve(
     let watcher = services
         .platform
         .watch_revocations(std::time::Duration::from_secs(1));
+    let provider_watch = services
+        .ai
+        .watch_providers(std::time::Duration::from_secs(2));
     let addr = listener.local_addr()?;
     tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
     // Without TCP_NODELAY, small writes (every event of a stream) wait for the peer's delayed
@@ -231,6 +236,7 @@ pub async fn serve(
         w.shutdown().await;
     }
     watcher.abort();
+    provider_watch.abort();
     indexer.stop().await;
     services.close().await;
     Ok(())
@@ -341,6 +347,7 @@ fn ai_settings(c: &Config) -> anyhow::Result<zentoria_ai::AiSettings> {
         providers,
         default_model: some(&a.default_model),
         aliases: a.aliases.clone(),
+        fallbacks: a.fallbacks.clone(),
         options: Default::default(),
     })
 }

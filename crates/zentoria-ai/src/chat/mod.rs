@@ -107,6 +107,8 @@ struct Inner {
 pub struct Turn {
     session: repo::SessionRow,
     route: Route,
+    /// The model that took the question (a fallback's, when the routed one was down).
+    answered_by: Option<String>,
     request: ChatRequest,
     sources: Vec<Source>,
     /// Set when the answer is known without a model (nothing relevant was found).
@@ -122,7 +124,8 @@ impl Turn {
 
     /// The model that will answer, as `provider/model`; `None` when the answer needs none.
     pub fn model(&self) -> Option<&str> {
-        self.canned.is_none().then_some(self.route.model.as_str())
+        let model = self.answered_by.as_deref().unwrap_or(&self.route.model);
+        self.canned.is_none().then_some(model)
     }
 }
 
@@ -441,6 +444,7 @@ impl Chat {
         Ok(Turn {
             session,
             route,
+            answered_by: None,
             request,
             sources: fitted.sources,
             canned,
@@ -549,7 +553,7 @@ impl Chat {
                     .await?;
                 (
                     answer.message.content,
-                    Some(turn.route.model.clone()),
+                    Some(answer.model),
                     answer.usage,
                     finish_name(&answer.finish_reason),
                 )
@@ -583,24 +587,27 @@ impl Chat {
     pub async fn answer_stream(
         &self,
         p: &Principal,
-        turn: Turn,
+        mut turn: Turn,
     ) -> Result<futures_util::stream::BoxStream<'static, ChatEvent>> {
         let started = Instant::now();
+        let upstream = match &turn.canned {
+            None => {
+                let s = self
+                    .inner
+                    .ai
+                    .chat_stream(p, &turn.route, turn.request.clone())
+                    .await?;
+                turn.answered_by = Some(s.model);
+                Some(s.events)
+            }
+            Some(_) => None,
+        };
         let start = ChatEvent::Start {
             session_id: turn.session.id.clone(),
             user_message: turn.user_message.clone(),
             model: turn.model().map(str::to_owned),
             sources: turn.sources.clone(),
             warnings: turn.warnings.clone(),
-        };
-        let upstream = match &turn.canned {
-            None => Some(
-                self.inner
-                    .ai
-                    .chat_stream(p, &turn.route, turn.request.clone())
-                    .await?,
-            ),
-            Some(_) => None,
         };
         let pending = Pending {
             chat: self.clone(),

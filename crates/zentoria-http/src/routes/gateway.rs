@@ -87,10 +87,10 @@ pub async fn chat_completions(
     }
     let upstream = state.ai.chat_stream(&auth, &route, parsed.request).await?;
     let chunks = chunk_stream(
-        upstream,
+        upstream.events,
         id,
         created,
-        route.model.clone(),
+        upstream.model,
         parsed.include_usage,
     );
     Ok(Sse::new(chunks).into_response())

@@ -10,6 +10,7 @@ mod gateway;
 mod health;
 mod jobs;
 mod keys;
+mod providers;
 mod usage;
 
 use utoipa::OpenApi;
@@ -63,6 +64,8 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::retry))
         .routes(routes!(gateway::models))
         .routes(routes!(usage::usage))
+        .routes(routes!(providers::list, providers::create))
+        .routes(routes!(providers::update, providers::delete))
         .routes(routes!(chat::sessions, chat::create_session))
         .routes(routes!(
             chat::session,

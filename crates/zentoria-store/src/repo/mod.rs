@@ -6,6 +6,7 @@ pub mod chat;
 pub mod jobs;
 pub mod keys;
 pub mod knowledge;
+pub mod providers;
 pub mod schedules;
 pub mod sessions;
 pub mod usage;

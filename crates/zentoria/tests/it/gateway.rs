@@ -507,3 +507,225 @@ async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() 
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn providers_are_managed_through_the_api_with_keys_sealed_at_rest() {
+    let up = FakeUpstream::start().await;
+    let mut s = TestServer::start_with(|c| c.ai.ollama_url = "http://127.0.0.1:9".into()).await;
+    let admin = s.admin_key.clone();
+    let list: Value = s
+        .get("/api/v1/providers", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list[0]["name"], "ollama");
+    assert_eq!(list[0]["source"], "config");
+    assert_eq!(list[0]["breaker"], "closed");
+
+    let r = s
+        .post(
+            "/api/v1/providers",
+            Some(&admin),
+            &json!({"name": "work", "kind": "openai", "base_url": up.url, "api_key": "sk-stored-secret"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let text = r.text().await.unwrap();
+    assert!(!text.contains("sk-stored-secret"), "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["has_api_key"], true);
+    assert_eq!(v["source"], "api");
+
+    let hello = json!([{"role": "user", "content": "hello"}]);
+    let r = chat(
+        &s,
+        &admin,
+        json!({"model": "work/gpt-4o-mini", "messages": hello}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        up.seen.last_auth.lock().unwrap().as_deref(),
+        Some("Bearer sk-stored-secret")
+    );
+    // At rest the key is sealed, not written out.
+    let stored: Vec<u8> = match &s.db {
+        zentoria_store::Db::Sqlite(p) => {
+            sqlx::query_scalar("SELECT api_key FROM ai_providers WHERE name = 'work'")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+        zentoria_store::Db::Postgres(p) => {
+            sqlx::query_scalar("SELECT api_key FROM ai_providers WHERE name = 'work'")
+                .fetch_one(p)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(!stored.windows(16).any(|w| w == b"sk-stored-secret"));
+
+    // Rotating the key applies at once, and survives a restart.
+    let r = s
+        .http
+        .patch(s.at("/api/v1/providers/work"))
+        .header("X-API-Key", &admin)
+        .json(&json!({"api_key": "sk-rotated"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    s.restart_with(|c| c.ai.ollama_url = "http://127.0.0.1:9".into())
+        .await;
+    let r = chat(
+        &s,
+        &admin,
+        json!({"model": "work/gpt-4o-mini", "messages": hello}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        up.seen.last_auth.lock().unwrap().as_deref(),
+        Some("Bearer sk-rotated")
+    );
+
+    // Bad requests.
+    for (body, status, code) in [
+        (
+            json!({"name": "a/b", "kind": "openai"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"name": "g", "kind": "gemini"}),
+            400,
+            "invalid_request",
+        ),
+        (
+            json!({"name": "f", "kind": "openai", "base_url": "ftp://x"}),
+            400,
+            "invalid_request",
+        ),
+        (json!({"name": "work", "kind": "openai"}), 409, "conflict"),
+    ] {
+        let r = s.post("/api/v1/providers", Some(&admin), &body).await;
+        assert_error(r, status, code).await;
+    }
+    let del = |name: &str| {
+        s.http
+            .delete(s.at(&format!("/api/v1/providers/{name}")))
+            .header("X-API-Key", &admin)
+            .send()
+    };
+    assert_error(del("ollama").await.unwrap(), 409, "conflict").await;
+    assert_error(del("nobody").await.unwrap(), 404, "not_found").await;
+    let bob = s.user("bob", Role::User).await;
+    let bob_key = s.key_for(&bob, "chat").await;
+    assert_error(
+        s.get("/api/v1/providers", Some(&bob_key)).await,
+        403,
+        "forbidden",
+    )
+    .await;
+
+    assert_eq!(del("work").await.unwrap().status(), 204);
+    let r = chat(
+        &s,
+        &admin,
+        json!({"model": "work/gpt-4o-mini", "messages": hello}),
+    )
+    .await;
+    assert_error(r, 400, "invalid_request").await;
+    let audit: Value = s
+        .get("/api/v1/audit?resource_id=work", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"provider.created") && actions.contains(&"provider.deleted"),
+        "{actions:?}"
+    );
+    assert!(
+        !audit.to_string().contains("sk-"),
+        "keys never reach the audit log"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_model_falls_back_before_anything_is_streamed() {
+    let up = FakeUpstream::start().await;
+    let tweak = providers(&up.url);
+    let s = TestServer::start_with(move |c| {
+        tweak(c);
+        c.ai.providers.push(ProviderConfig {
+            name: "down".into(),
+            kind: "openai".into(),
+            base_url: "http://127.0.0.1:9".into(),
+            api_key: "sk-x".into(),
+        });
+        c.ai.fallbacks.insert(
+            "down/gpt-4o-mini".into(),
+            vec!["nobody/x".into(), "mini".into()],
+        );
+        c.ai.fallbacks
+            .insert("openai/gpt-5-imaginary".into(), vec!["mini".into()]);
+    })
+    .await;
+    let key = s.admin_key.clone();
+    let hello = json!([{"role": "user", "content": "hello there"}]);
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "down/gpt-4o-mini", "messages": hello}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["model"], "openai/gpt-4o-mini",
+        "the fallback answered: {v}"
+    );
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hello there");
+
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "down/gpt-4o-mini", "messages": hello, "stream": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let first: Value =
+        serde_json::from_str(text.lines().find_map(|l| l.strip_prefix("data: ")).unwrap()).unwrap();
+    assert_eq!(first["model"], "openai/gpt-4o-mini", "{text}");
+
+    // Chat stores which model really answered.
+    let r = s
+        .post(
+            "/api/v1/chat",
+            Some(&key),
+            &json!({"message": "hi", "model": "down/gpt-4o-mini"}),
+        )
+        .await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["message"]["model"], "openai/gpt-4o-mini", "{v}");
+
+    // A request the upstream refuses (404: no such model) is not retried elsewhere.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-5-imaginary", "messages": hello}),
+    )
+    .await;
+    assert_error(r, 502, "upstream_error").await;
+    s.stop().await;
+}
