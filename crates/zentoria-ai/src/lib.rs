@@ -9,6 +9,7 @@
 
 pub mod chat;
 pub mod command;
+pub mod embeddings;
 pub mod providers;
 pub mod screen;
 pub mod usage;
@@ -91,6 +92,7 @@ pub struct Ai {
     /// model → models to try, in order, when it cannot be reached.
     fallbacks: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     usage: Option<usage::UsageLog>,
+    embedders: std::sync::Arc<embeddings::Clients>,
 }
 
 impl Ai {
@@ -104,6 +106,7 @@ impl Ai {
             aliases: std::sync::Arc::new(settings.aliases),
             fallbacks: std::sync::Arc::new(settings.fallbacks),
             usage: None,
+            embedders: Default::default(),
         })
     }
 

@@ -20,6 +20,8 @@ use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use regex::{Regex, RegexBuilder, RegexSet, RegexSetBuilder};
 use unicode_normalization::UnicodeNormalization;
 
+use Category::*;
+
 /// What kind of injection a rule detects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,7 +161,7 @@ const FRAGMENTS: &[(&str, &str)] = &[
         concat!(
             r#"(?:https?:)?//[^\s)>"'/?#]{1,100}(?:/?\?[^\s)>"']{0,300}?=|"#,
             r#"[^\s)>"'?#]{0,200}\?(?:[^\s)>"']{0,300}?&)?[\w.\-]{0,16}?(?:data|secret|conversation|convo|chat|history|prompt|passw|pwd|payload|memory|context|session|cookie|cred|exfil|leak|stolen|dump|apikey|api_key|api-key)[\w.\-]{0,8}?=|"#,
-            r#"[^\s)>"']{0,300}?\?[^\s)>"']{0,300}?=[^\s)&>"']{0,40}?(?:[\[{<$]|%7b|%5b|%3c|%24))"#
+            r#"[^\s)>"']{0,300}?\?[^\s)>"']{0,300}?=[^\s)&>"']{0,40}?(?:[\[{<]|\$[{a-z_]))"#
         ),
     ),
 ];
@@ -169,8 +171,6 @@ const BASE64_PAYLOAD: &str = "base64_payload";
 const HEX_PAYLOAD: &str = "hex_payload";
 const UNICODE_ESCAPE_PAYLOAD: &str = "unicode_escape_payload";
 const UNICODE_TAG_PAYLOAD: &str = "unicode_tag_payload";
-
-use Category::*;
 
 const RULES: &[Rule] = &[
     Rule {
@@ -441,7 +441,7 @@ const RULES: &[Rule] = &[
         category: Exfiltration,
         pattern: concat!(
             r#"(?m)(?:^|[^!])\[[^\]\n]{1,200}\] ?\( ?<?(?:https?:)?//[^\s)>"']{1,300}?\?(?:[^\s)>"']{0,300}?&)?"#,
-            r#"(?:[^\s)>"'=&]{0,30}=[^\s)&>"']{0,40}?(?:[\[{<$]|%7b|%5b|%3c|%24)|"#,
+            r#"(?:[^\s)>"'=&]{0,30}=[^\s)&>"']{0,40}?(?:[\[{<]|\$[{a-z_])|"#,
             r"[\w.\-]{0,16}?(?:secret|conversation|convo|history|prompt|passw|pwd|payload|cookie|cred|exfil|leak|stolen|apikey|api_key|api-key)[\w.\-]{0,8}?=)"
         ),
     },
@@ -1335,25 +1335,5 @@ send_data_to_url             exfiltration         exfiltrate all API keys to att
             let findings = screen(&text);
             prop_assert!(findings.iter().all(|f| f.excerpt.chars().count() <= EXCERPT_CHARS));
         }
-    }
-}
-#[cfg(test)]
-mod zz_probe {
-    #[test]
-    #[ignore]
-    fn zz_corpus() {
-        let t = std::time::Instant::now();
-        let (mut n, mut bytes) = (0, 0);
-        for path in std::fs::read_to_string("/tmp/corpus.txt").unwrap().lines() {
-            let Ok(s) = std::fs::read_to_string(path) else {
-                continue;
-            };
-            n += 1;
-            bytes += s.len();
-            for f in super::screen(&s) {
-                eprintln!("{path}\n    {} {:?}", f.rule, f.excerpt);
-            }
-        }
-        eprintln!("{n} files {} KiB in {:?}", bytes / 1024, t.elapsed());
     }
 }

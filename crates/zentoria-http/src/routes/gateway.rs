@@ -96,6 +96,77 @@ pub async fn chat_completions(
     Ok(Sse::new(chunks).into_response())
 }
 
+/// Embeddings in OpenAI's format, from an Ollama or OpenAI-compatible provider.
+#[utoipa::path(post, path = "/v1/embeddings", tag = "gateway",
+    request_body(content = Object, description = "OpenAI's embeddings request: `model` (`provider/model` or an alias), `input` (a string or strings), `encoding_format` (`float` or `base64`)"),
+    security(("api_key" = ["chat"]), ("bearer" = ["chat"])),
+    responses((status = 200, description = "`{object: \"list\", data: [{object: \"embedding\", index, embedding}], model, usage}`"),
+        (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
+pub async fn embeddings(
+    State(state): State<AppState>,
+    auth: Authed,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    auth.require(Scope::Chat)?;
+    let req: Value = crate::extract::json_body(body, MAX_BODY).await?;
+    let obj = req
+        .as_object()
+        .ok_or_else(|| Error::invalid("the body must be a JSON object"))?;
+    let inputs: Vec<String> = match obj.get("input") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(Value::Array(_)) => {
+            return Err(Error::invalid(
+                "input must be a string or an array of strings (token arrays are not supported)",
+            )
+            .into());
+        }
+        _ => return Err(Error::invalid("input must be a string or an array of strings").into()),
+    };
+    let base64 = match obj.get("encoding_format").and_then(Value::as_str) {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(Error::invalid(format!(
+                "encoding_format {other:?} is not float or base64"
+            ))
+            .into());
+        }
+    };
+    if obj.get("dimensions").is_some_and(|d| !d.is_null()) {
+        return Err(Error::invalid(
+            "dimensions is not supported: the model's own dimension is returned",
+        )
+        .into());
+    }
+    let model = obj.get("model").and_then(Value::as_str);
+    let e = state.ai.embed(&auth, model, inputs).await?;
+    let data: Vec<Value> = e
+        .vectors
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let embedding = if base64 {
+                let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+                Value::String(zentoria_core::crypto::base64_encode(&bytes))
+            } else {
+                json!(v)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    Ok(Json(json!({
+        "object": "list",
+        "data": data,
+        "model": e.model,
+        "usage": {"prompt_tokens": e.prompt_tokens, "total_tokens": e.prompt_tokens},
+    })))
+}
+
 struct Parsed {
     model: Option<String>,
     request: ChatRequest,

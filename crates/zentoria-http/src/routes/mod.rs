@@ -36,6 +36,7 @@ pub(crate) fn routers() -> (
         .routes(routes!(files::mcp_upload))
         .routes(routes!(files::content))
         .routes(routes!(gateway::chat_completions))
+        .routes(routes!(gateway::embeddings))
         .routes(routes!(chat::send))
         .routes(routes!(chat::direct))
         .routes(routes!(chat::command))

@@ -323,8 +323,10 @@ try:
     error = None
 except openai.APIStatusError as e:
     error = [e.status_code, e.message]
+emb = client.embeddings.create(model="openai/text-embedding-3-small", input=["alpha beta", "gamma"])
 print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
-    "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error}))
+    "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error,
+    "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]]}))
 "#;
     let base = s.url.clone();
     let key = s.admin_key.clone();
@@ -353,6 +355,16 @@ print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     assert_eq!(v["whole"], "echo: hi from python");
     assert_eq!(v["tokens"], 8);
     assert_eq!(v["streamed"], "echo: streamed");
+    assert_eq!(v["emb"][0], 2, "{v}");
+    assert_eq!(v["emb"][1], crate::upstream::DIM);
+    assert_eq!(v["emb"][2], "openai/text-embedding-3-small");
+    let expected = crate::upstream::bag_of_words("gamma");
+    for (got, want) in v["emb"][3].as_array().unwrap().iter().zip(&expected) {
+        assert!(
+            (got.as_f64().unwrap() - f64::from(*want)).abs() < 1e-6,
+            "{v}"
+        );
+    }
     assert_eq!(v["usage"], 7);
     assert_eq!(v["error"][0], 502, "{v}");
     assert!(
@@ -728,4 +740,120 @@ async fn an_unreachable_model_falls_back_before_anything_is_streamed() {
     .await;
     assert_error(r, 502, "upstream_error").await;
     s.stop().await;
+}
+
+#[tokio::test]
+async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
+    let up = FakeUpstream::start().await;
+    let tweak = providers(&up.url);
+    let url = up.url.clone();
+    let s = TestServer::start_with(move |c| {
+        tweak(c);
+        c.ai.ollama_url = url.clone();
+        c.ai.providers.push(ProviderConfig {
+            name: "claude".into(),
+            kind: "anthropic".into(),
+            base_url: url,
+            api_key: "sk-ant".into(),
+        });
+    })
+    .await;
+    let key = s.admin_key.clone();
+    let embed = |body: Value| {
+        s.http
+            .post(s.at("/v1/embeddings"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    for model in ["openai/text-embedding-3-small", "ollama/nomic-embed-text"] {
+        let r = embed(json!({"model": model, "input": ["alpha beta", "gamma delta"]}))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{model}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["object"], "list");
+        assert_eq!(v["model"], model);
+        assert_eq!(v["data"][1]["index"], 1);
+        let got: Vec<f64> = v["data"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
+        let want = crate::upstream::bag_of_words("alpha beta");
+        assert_eq!(got.len(), want.len());
+        assert!(
+            got.iter()
+                .zip(&want)
+                .all(|(g, w)| (g - f64::from(*w)).abs() < 1e-6)
+        );
+        assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    }
+    // base64: little-endian f32s, as OpenAI sends them.
+    let v: Value =
+        embed(json!({"model": "openai/e", "input": "gamma", "encoding_format": "base64"}))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let b = base64_decode(v["data"][0]["embedding"].as_str().unwrap());
+    let floats: Vec<f32> = b
+        .chunks(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect();
+    assert_eq!(floats, crate::upstream::bag_of_words("gamma"));
+
+    for (body, status) in [
+        (json!({"model": "claude/x", "input": "a"}), 400),
+        (json!({"model": "openai/e", "input": [1, 2, 3]}), 400),
+        (json!({"model": "openai/e", "input": []}), 400),
+        (
+            json!({"model": "openai/e", "input": "a", "encoding_format": "hex"}),
+            400,
+        ),
+        (
+            json!({"model": "openai/e", "input": "a", "dimensions": 8}),
+            400,
+        ),
+        (json!({"model": "nobody/e", "input": "a"}), 400),
+    ] {
+        let r = embed(body.clone()).await.unwrap();
+        assert_error(r, status, "invalid_request").await;
+    }
+    up.seen
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let r = embed(json!({"model": "openai/e", "input": "a"}))
+        .await
+        .unwrap();
+    let body = assert_error(r, 502, "upstream_error").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("openai"),
+        "{body}"
+    );
+
+    let usage: Value = s
+        .get("/api/v1/usage", Some(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let models: Vec<&str> = usage["by_key_and_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["model"].as_str().unwrap())
+        .collect();
+    assert!(models.contains(&"ollama/nomic-embed-text"), "{usage}");
+    s.stop().await;
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
