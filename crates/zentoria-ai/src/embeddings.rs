@@ -22,8 +22,11 @@ pub const MAX_INPUT_CHARS: usize = 100_000;
 /// stay the same.
 #[derive(Default)]
 pub(crate) struct Clients {
-    by_model: Mutex<HashMap<(String, String), (ProviderSettings, Arc<Client>)>>,
+    by_model: Mutex<HashMap<ProviderModel, (ProviderSettings, Arc<Client>)>>,
 }
+
+/// (provider name, model).
+type ProviderModel = (String, String);
 
 pub(crate) enum Client {
     Ollama(OllamaEmbedder),
