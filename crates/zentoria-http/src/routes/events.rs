@@ -15,12 +15,13 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use serde::Deserialize;
 use tokio::sync::broadcast::{self, error::RecvError};
+use zentoria_core::Error;
 use zentoria_events::Event;
-use zentoria_platform::Principal;
+use zentoria_platform::{ClientInfo, Principal};
 
 use crate::AppState;
 use crate::error::ErrorBody;
-use crate::extract::Authed;
+use crate::extract::{Authed, Client};
 
 /// How long a WebSocket send may take before the client counts as stuck.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -155,28 +156,42 @@ impl Drop for Gauge {
     }
 }
 
-/// The same events over a WebSocket, as text messages `{"type", "id", "at", "data"}`.
+/// The same events over a WebSocket, as text messages `{"type", "id", "at", "data"}`. The
+/// client may also chat on it: it sends `{"type": "chat", "id"?, "message", "session_id"?,
+/// "model"?, "knowledge"?, "collection"?, …}` (the body of `POST /api/v1/chat`) and receives
+/// `chat.start`, `chat.delta`…, then `chat.done` or `chat.error`, each `{"type", "id", "data"}`
+/// with the `id` it sent.
 #[utoipa::path(get, path = "/ws", tag = "events", params(EventsQuery),
     security(("api_key" = []), ("bearer" = [])),
     responses((status = 101, description = "Switching to the WebSocket protocol"), (status = 401, body = ErrorBody)))]
 pub async fn ws(
     State(state): State<AppState>,
     auth: Authed,
+    Client(client): Client,
     Query(q): Query<EventsQuery>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let filters = filters(&q);
     let principal = auth.principal.clone();
     let rx = state.events.subscribe();
-    upgrade.on_upgrade(move |socket| websocket(socket, rx, principal, filters))
+    let chat = state.chat.clone();
+    upgrade.on_upgrade(move |socket| websocket(socket, rx, principal, filters, chat, client))
 }
+
+/// Chat messages a socket may have in flight at once.
+const CHATS_PER_SOCKET: usize = 4;
 
 async fn websocket(
     mut socket: WebSocket,
     mut rx: broadcast::Receiver<Arc<Event>>,
     principal: Arc<Principal>,
     filters: Vec<String>,
+    chat: zentoria_ai::Chat,
+    client: ClientInfo,
 ) {
+    // Chat answers reach the socket through here; their tasks end with the socket.
+    let (answers_tx, mut answers) = tokio::sync::mpsc::channel::<String>(256);
+    let mut chats = tokio::task::JoinSet::new();
     metrics::gauge!("zentoria_event_subscribers", "transport" => "ws").increment(1.0);
     let _guard = Gauge("ws");
     let close = |code: u16, reason: String| {
@@ -188,9 +203,29 @@ async fn websocket(
     loop {
         tokio::select! {
             incoming = socket.recv() => match incoming {
-                // Clients may ping or send nothing; anything else is ignored, a close ends it.
+                // Clients may ping or send nothing; text is a request; a close ends it.
                 Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                Some(Ok(Message::Text(text))) => {
+                    while chats.try_join_next().is_some() {}
+                    if chats.len() >= CHATS_PER_SOCKET {
+                        let _ = answers_tx.try_send(ws_error(None, &Error::RateLimited { retry_after_secs: 1 }));
+                        continue;
+                    }
+                    match parse_request(&text) {
+                        Ok((id, req)) => {
+                            chats.spawn(ws_chat(chat.clone(), principal.clone(), client.clone(), id, req, answers_tx.clone()));
+                        }
+                        Err(e) => { let _ = answers_tx.try_send(ws_error(None, &e)); }
+                    }
+                }
                 Some(Ok(_)) => {}
+            },
+            Some(out) = answers.recv() => {
+                let send = socket.send(Message::Text(out.into()));
+                match tokio::time::timeout(SEND_TIMEOUT, send).await {
+                    Ok(Ok(())) => {}
+                    _ => return,
+                }
             },
             ev = rx.recv() => match ev {
                 Ok(ev) => {
@@ -219,6 +254,75 @@ async fn websocket(
                     return;
                 }
             }
+        }
+    }
+}
+
+/// A text message from the client: `{"type": "chat", "id"?, …DirectChat}`.
+fn parse_request(text: &str) -> Result<(Option<String>, zentoria_ai::chat::DirectChat), Error> {
+    let mut v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| Error::invalid(format!("a WebSocket message must be JSON: {e}")))?;
+    let obj = v
+        .as_object_mut()
+        .ok_or_else(|| Error::invalid("a WebSocket message must be a JSON object"))?;
+    match obj.remove("type").as_ref().and_then(|t| t.as_str()) {
+        Some("chat") => {}
+        other => {
+            return Err(Error::invalid(format!(
+                "unknown message type {other:?}; send {{\"type\": \"chat\", \"message\": …}}"
+            )));
+        }
+    }
+    let id = obj.remove("id").and_then(|i| i.as_str().map(str::to_owned));
+    obj.remove("stream");
+    let req = serde_json::from_value(v)
+        .map_err(|e| Error::invalid(format!("not a chat request: {e}")))?;
+    Ok((id, req))
+}
+
+fn ws_message(kind: &str, id: Option<&str>, data: serde_json::Value) -> String {
+    serde_json::json!({"type": kind, "id": id, "data": data}).to_string()
+}
+
+fn ws_error(id: Option<&str>, e: &Error) -> String {
+    let message = match e {
+        Error::Internal(_) => "internal error".to_owned(),
+        other => other.to_string(),
+    };
+    ws_message(
+        "chat.error",
+        id,
+        serde_json::json!({"code": e.code(), "message": message}),
+    )
+}
+
+/// One chat turn, streamed to the socket as `chat.*` messages.
+async fn ws_chat(
+    chat: zentoria_ai::Chat,
+    principal: Arc<Principal>,
+    client: ClientInfo,
+    id: Option<String>,
+    req: zentoria_ai::chat::DirectChat,
+    out: tokio::sync::mpsc::Sender<String>,
+) {
+    use futures_util::StreamExt;
+    let id = id.as_deref();
+    let events = match chat.direct(&principal, &client, req).await {
+        Ok(turn) => chat.answer_stream(&principal, turn).await,
+        Err(e) => Err(e),
+    };
+    let mut events = match events {
+        Ok(events) => events,
+        Err(e) => {
+            let _ = out.send(ws_error(id, &e)).await;
+            return;
+        }
+    };
+    while let Some(ev) = events.next().await {
+        let data = serde_json::to_value(&ev).unwrap_or_default();
+        let msg = ws_message(&format!("chat.{}", ev.name()), id, data);
+        if out.send(msg).await.is_err() {
+            return;
         }
     }
 }

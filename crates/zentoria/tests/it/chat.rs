@@ -678,3 +678,78 @@ async fn a_client_that_leaves_mid_answer_cancels_it_and_keeps_what_arrived() {
     }
     s.stop().await;
 }
+
+#[tokio::test]
+async fn chat_streams_over_the_websocket_too() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(model_on(&up.url)).await;
+    // Only chat messages: no domain events in the way.
+    let url = format!(
+        "{}/ws?events=none.at.all&token={}",
+        s.url.replace("http://", "ws://"),
+        s.admin_key
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "chat", "id": "q1", "message": "hello over ws"})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["id"], "q1", "{v}");
+        let kind = v["type"].as_str().unwrap().to_owned();
+        got.push(v);
+        if kind == "chat.done" || kind == "chat.error" {
+            break;
+        }
+    }
+    assert_eq!(got[0]["type"], "chat.start");
+    let session_id = got[0]["data"]["session_id"].as_str().unwrap().to_owned();
+    let text: String = got
+        .iter()
+        .filter(|v| v["type"] == "chat.delta")
+        .map(|v| v["data"]["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "echo: hello over ws");
+    let done = &got.last().unwrap()["data"]["message"];
+    assert_eq!(done["content"], text);
+
+    // The answer is in the session like any other.
+    let full: Value = s
+        .get(
+            &format!("/api/v1/chat/sessions/{session_id}"),
+            Some(&s.admin_key),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(full["messages"].as_array().unwrap().len(), 2);
+
+    // Bad messages get an error, and the socket stays usable.
+    for bad in ["not json", r#"{"type": "dance"}"#, r#"{"type": "chat"}"#] {
+        ws.send(Message::Text(bad.into())).await.unwrap();
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["type"], "chat.error", "{bad}: {v}");
+        assert_eq!(v["data"]["code"], "invalid_request");
+    }
+    ws.send(Message::Close(None)).await.unwrap();
+    s.stop().await;
+}
