@@ -191,6 +191,45 @@ async fn users_keys_and_audit_from_the_command_line_against_a_running_server() {
     assert_ne!(code, 0);
     assert!(err.contains("unknown scope"), "{err}");
 
+    // Keys limited to some models and a monthly token budget.
+    let (code, _, err) = run(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "root",
+            "--name",
+            "metered",
+            "--scopes",
+            "keys:manage",
+            "--models",
+            "mini, openai/*",
+            "--monthly-token-budget",
+            "5000",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = run(
+        &db,
+        &[
+            "keys",
+            "create",
+            "--user",
+            "root",
+            "--name",
+            "bad",
+            "--scopes",
+            "keys:manage",
+            "--models",
+            "open*ai",
+        ],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("pattern"), "{err}");
+
     // The default key cache (10 s) is in force: the server must notice the CLI's revocation.
     let (child, url) = serve(&db, &[]);
     let mut child = child;
@@ -213,7 +252,19 @@ async fn users_keys_and_audit_from_the_command_line_against_a_running_server() {
     let (code, out, _) = run(&db, &["keys", "list", "--json"], None);
     assert_eq!(code, 0);
     let listed: Value = serde_json::from_str(&out).unwrap();
-    let id = listed[0]["id"].as_str().unwrap().to_owned();
+    let named = |name: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    let metered = named("metered");
+    assert_eq!(metered["models"], serde_json::json!(["mini", "openai/*"]));
+    assert_eq!(metered["monthly_token_budget"], 5000);
+    let id = named("ops")["id"].as_str().unwrap().to_owned();
     assert!(!out.contains(&key));
     let (code, table, _) = run(&db, &["keys", "list"], None);
     assert_eq!(code, 0);

@@ -4,22 +4,15 @@
 
 use serde_json::{Value, json};
 use zentoria_core::Role;
-use zentoria_core::config::{Config, ProviderConfig};
+use zentoria_core::config::Config;
 
 use crate::harness::{TestServer, assert_error};
-use crate::upstream::FakeUpstream;
+use crate::upstream::{FakeUpstream, openai_on};
 
 fn model_on(url: &str) -> impl FnOnce(&mut Config) + use<> {
-    let url = url.to_owned();
+    let base = openai_on(url);
     move |c: &mut Config| {
-        c.ai.ollama_url = "http://127.0.0.1:9".into();
-        c.ai.providers.push(ProviderConfig {
-            name: "openai".into(),
-            kind: "openai".into(),
-            base_url: url,
-            api_key: "sk-upstream".into(),
-        });
-        c.ai.default_model = "openai/gpt-4o-mini".into();
+        base(c);
         c.ai.command_max_rounds = 3;
     }
 }

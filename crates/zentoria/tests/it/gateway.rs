@@ -42,7 +42,7 @@ async fn models_answers_and_streams_in_openai_format() {
     let s = TestServer::start_with(providers(&up.url)).await;
     let key = s.admin_key.clone();
 
-    let models: Value = s.get("/v1/models", Some(&key)).await.json().await.unwrap();
+    let models: Value = s.get_json("/v1/models", &key).await;
     assert_eq!(models["object"], "list");
     let ids: Vec<&str> = models["data"]
         .as_array()
@@ -394,7 +394,7 @@ async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() 
     assert_eq!(created["monthly_token_budget"], 20);
 
     // The key sees and may use only its models (the alias, and what it stands for).
-    let models: Value = s.get("/v1/models", Some(&key)).await.json().await.unwrap();
+    let models: Value = s.get_json("/v1/models", &key).await;
     let ids: Vec<&str> = models["data"]
         .as_array()
         .unwrap()
@@ -443,12 +443,7 @@ async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() 
     assert_eq!(r.status(), 200);
 
     // The user's usage: the metered key's and the admin key's, apart.
-    let user: Value = s
-        .get("/api/v1/usage", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let user: Value = s.get_json("/api/v1/usage", &key).await;
     assert_eq!(user["totals"]["requests"], 4, "{user}");
     assert_eq!(
         user["by_key_and_model"].as_array().unwrap().len(),
@@ -456,11 +451,8 @@ async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() 
         "{user}"
     );
     let mine: Value = s
-        .get(&format!("/api/v1/usage?key_id={key_id}"), Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+        .get_json(&format!("/api/v1/usage?key_id={key_id}"), &key)
+        .await;
     assert_eq!(mine["totals"]["requests"], 3, "{mine}");
     assert_eq!(mine["totals"]["prompt_tokens"], 15, "{mine}");
     // The streamed answer reports 3 completion tokens.
@@ -476,22 +468,12 @@ async fn keys_limit_models_and_tokens_and_usage_is_reported_per_key_and_model() 
     let bob_key = s.key_for(&bob, "chat").await;
     let r = chat(&s, &bob_key, json!({"messages": hello})).await;
     assert_eq!(r.status(), 200);
-    let bobs: Value = s
-        .get("/api/v1/usage", Some(&bob_key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let bobs: Value = s.get_json("/api/v1/usage", &bob_key).await;
     assert_eq!(
         bobs["totals"]["requests"], 1,
         "only one's own usage: {bobs}"
     );
-    let all: Value = s
-        .get("/api/v1/usage?all=true", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let all: Value = s.get_json("/api/v1/usage?all=true", &admin).await;
     assert_eq!(all["totals"]["requests"], 5, "{all}");
     let only: Value = s
         .get(
@@ -525,12 +507,7 @@ async fn providers_are_managed_through_the_api_with_keys_sealed_at_rest() {
     let up = FakeUpstream::start().await;
     let mut s = TestServer::start_with(|c| c.ai.ollama_url = "http://127.0.0.1:9".into()).await;
     let admin = s.admin_key.clone();
-    let list: Value = s
-        .get("/api/v1/providers", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let list: Value = s.get_json("/api/v1/providers", &admin).await;
     assert_eq!(list[0]["name"], "ollama");
     assert_eq!(list[0]["source"], "config");
     assert_eq!(list[0]["breaker"], "closed");
@@ -649,12 +626,7 @@ async fn providers_are_managed_through_the_api_with_keys_sealed_at_rest() {
     )
     .await;
     assert_error(r, 400, "invalid_request").await;
-    let audit: Value = s
-        .get("/api/v1/audit?resource_id=work", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let audit: Value = s.get_json("/api/v1/audit?resource_id=work", &admin).await;
     let actions: Vec<&str> = audit["entries"]
         .as_array()
         .unwrap()
@@ -837,12 +809,7 @@ async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
         "{body}"
     );
 
-    let usage: Value = s
-        .get("/api/v1/usage", Some(&key))
-        .await
-        .json()
-        .await
-        .unwrap();
+    let usage: Value = s.get_json("/api/v1/usage", &key).await;
     let models: Vec<&str> = usage["by_key_and_model"]
         .as_array()
         .unwrap()

@@ -321,6 +321,11 @@ impl TestServer {
         req.send().await.unwrap()
     }
 
+    /// `GET path` with `key`, as JSON (whatever the status: assert on the body).
+    pub async fn get_json(&self, path: &str, key: &str) -> Value {
+        self.get(path, Some(key)).await.json().await.unwrap()
+    }
+
     /// `POST path` with a JSON body, with `key` in `X-API-Key` when given.
     pub async fn post(&self, path: &str, key: Option<&str>, body: &Value) -> reqwest::Response {
         let mut req = self.http.post(self.at(path)).json(body);

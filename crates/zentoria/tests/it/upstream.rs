@@ -342,3 +342,19 @@ async fn openai_chat(
     )
         .into_response()
 }
+
+/// A test server's configuration with an `openai` provider on `url` as the default model
+/// (`openai/gpt-4o-mini`) and the built-in Ollama pointed where nothing listens.
+pub fn openai_on(url: &str) -> impl FnOnce(&mut zentoria_core::config::Config) + use<> {
+    let url = url.to_owned();
+    move |c| {
+        c.ai.ollama_url = "http://127.0.0.1:9".into();
+        c.ai.providers.push(zentoria_core::config::ProviderConfig {
+            name: "openai".into(),
+            kind: "openai".into(),
+            base_url: url,
+            api_key: "sk-upstream".into(),
+        });
+        c.ai.default_model = "openai/gpt-4o-mini".into();
+    }
+}
