@@ -6,11 +6,12 @@
 #
 #   scripts/bench-gateway.sh            needs wrk (apt-get install wrk)
 #
-# Env: DURATION (default 10s), ROUNDS (2).
+# Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 4000") and RATE_SECS (10) for the
+# fixed-rate runs (zentoria-bench rate).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
-DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"
+DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 4000}"; RATE_SECS="${RATE_SECS:-10}"
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release -q -p zentoria -p zentoria-bench
@@ -69,6 +70,22 @@ for r in $(seq "$ROUNDS"); do
         for c in 1 64; do
             echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c")"
             echo "$r,$stream,$c,zentoria,$(run "$ZT" openai/gpt-4o-mini "$stream" "$c")"
+        done
+    done
+done
+
+# The same request rate on both paths (open loop: latency counted from when each request was
+# due), so the tail compares like with like instead of two saturated queues.
+echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors"
+for rate in $RATES; do
+    for stream in false true; do
+        for path in direct zentoria; do
+            if [ "$path" = direct ]; then url="$UP"; model=gpt-4o-mini; else url="$ZT"; model=openai/gpt-4o-mini; fi
+            body="$WORK/body-$stream-$path.json"
+            printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"stream":%s}' \
+                "$model" "$stream" >"$body"
+            "$BIN/zentoria-bench" rate "$url/v1/chat/completions" "$rate" "$RATE_SECS" "$body" "$KEY" 64 |
+                python3 -c 'import json, sys; r = json.load(sys.stdin); print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d" % (sys.argv[1], sys.argv[2], sys.argv[3], r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"]))' "$rate" "$stream" "$path"
         done
     done
 done

@@ -11,12 +11,15 @@
 //!   subscribers over the real HTTP stack.
 //! - `zentoria-bench fake-openai [ADDR]` serves canned OpenAI chat answers, whole and streamed,
 //!   for `scripts/bench-gateway.sh`.
+//! - `zentoria-bench rate URL RATE SECS BODY_FILE KEY [CONNECTIONS]` sends POSTs at a fixed
+//!   rate and reports latency counted from when each was due (see `rate.rs`).
 //! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
 //!   no-op jobs (see `scripts/bench-jobs.sh`).
 
 mod fake_openai;
 mod fanout;
 mod jobs;
+mod rate;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -51,6 +54,17 @@ async fn main() -> anyhow::Result<()> {
         Some("fake-openai") => {
             fake_openai::serve(args.get(1).map_or("127.0.0.1:0", String::as_str)).await
         }
+        Some("rate") if args.len() >= 6 => {
+            rate::run(rate::Plan {
+                url: args[1].clone(),
+                rate: args[2].parse()?,
+                secs: args[3].parse()?,
+                body: std::fs::read_to_string(&args[4])?,
+                key: args[5].clone(),
+                connections: args.get(6).map(|c| c.parse()).transpose()?.unwrap_or(64),
+            })
+            .await
+        }
         Some("fanout") => {
             let num = |i: usize, d: u64| -> anyhow::Result<u64> {
                 Ok(args.get(i).map(|v| v.parse()).transpose()?.unwrap_or(d))
@@ -59,7 +73,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]"
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]\n       zentoria-bench rate URL RATE SECS BODY_FILE KEY [CONNECTIONS]"
             );
             std::process::exit(2)
         }
