@@ -376,25 +376,26 @@ fn chunk_stream(
     model: String,
     include_usage: bool,
 ) -> impl Stream<Item = Result<SseEvent, Infallible>> {
-    let chunk = move |delta: Value, finish_reason: Value, usage: Option<Value>| {
-        let mut c = json!({
-            "id": id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": null}],
-        });
-        if let Some(u) = usage {
-            c["choices"] = json!([]);
-            c["usage"] = u;
-        }
-        SseEvent::default().data(c.to_string())
-    };
-    let first = chunk(
-        json!({"role": "assistant", "content": ""}),
-        Value::Null,
-        None,
+    // Every chunk starts the same: render that once, and each event as text around it, so a
+    // streamed answer costs a few string appends per event rather than a JSON tree.
+    let head = format!(
+        "{{\"id\":{},\"object\":\"chat.completion.chunk\",\"created\":{created},\"model\":{},",
+        Value::String(id),
+        Value::String(model)
     );
+    let usage_head = head.clone();
+    let chunk = move |delta: &str, finish_reason: &str| {
+        SseEvent::default().data(format!(
+            "{head}\"choices\":[{{\"index\":0,\"delta\":{delta},\"finish_reason\":{finish_reason},\"logprobs\":null}}]}}"
+        ))
+    };
+    let usage_chunk = move |u: &Usage| {
+        SseEvent::default().data(format!(
+            "{usage_head}\"choices\":[],\"usage\":{}}}",
+            usage_json(u)
+        ))
+    };
+    let first = chunk(r#"{"role":"assistant","content":""}"#, "null");
     let mut tool_index = 0usize;
     let mut usage: Option<Usage> = None;
     let mut ended = false;
@@ -402,14 +403,13 @@ fn chunk_stream(
         let out = match event {
             _ if ended => None,
             Ok(StreamEvent::Delta { text }) => Some(vec![chunk(
-                json!({"content": text}),
-                Value::Null,
-                None,
+                &format!("{{\"content\":{}}}", Value::String(text)),
+                "null",
             )]),
             Ok(StreamEvent::ToolCall(call)) => {
                 let c = tool_call_json(tool_index, &call);
                 tool_index += 1;
-                Some(vec![chunk(json!({"tool_calls": [c]}), Value::Null, None)])
+                Some(vec![chunk(&json!({"tool_calls": [c]}).to_string(), "null")])
             }
             Ok(StreamEvent::Usage(u)) => {
                 usage = Some(u);
@@ -417,10 +417,10 @@ fn chunk_stream(
             }
             Ok(StreamEvent::Done { finish_reason }) => {
                 ended = true;
-                let mut events = vec![chunk(json!({}), json!(finish(&finish_reason)), None)];
+                let reason = Value::String(finish(&finish_reason).to_owned()).to_string();
+                let mut events = vec![chunk("{}", &reason)];
                 if include_usage {
-                    let u = usage.unwrap_or_default();
-                    events.push(chunk(Value::Null, Value::Null, Some(usage_json(&u))));
+                    events.push(usage_chunk(&usage.unwrap_or_default()));
                 }
                 events.push(SseEvent::default().data("[DONE]"));
                 Some(events)
