@@ -16,8 +16,8 @@ use zentoria_knowledge::{FileQuery, Knowledge, SearchMode, SearchRequest};
 use zentoria_platform::{AuditEvent, ClientInfo, NewKeyRequest, Outcome, Platform, Principal};
 use zentoria_providers::{ChatRequest, Message, ToolCall, ToolSpec, Usage};
 
+use crate::Ai;
 use crate::chat::{ScreeningMode, Warning};
-use crate::{Ai, screen};
 
 const MAX_COMMAND_CHARS: usize = 8000;
 /// What one tool result may put in front of the model.
@@ -217,28 +217,22 @@ impl Commands {
         }
         let route = self.inner.ai.route(req.model.as_deref())?;
         let mut warnings = Vec::new();
-        if s.screening != ScreeningMode::Off {
-            let findings = screen::screen(&command);
-            if !findings.is_empty() {
-                self.audit(
-                    p,
-                    client,
-                    "ai.injection_suspected",
-                    if s.screening == ScreeningMode::Block {
-                        Outcome::Denied
-                    } else {
-                        Outcome::Success
-                    },
-                    json!({"in": "command", "findings": findings}),
-                )
-                .await;
-                if s.screening == ScreeningMode::Block {
-                    return Err(Error::invalid(
-                        "the command looks like a prompt-injection attempt and was refused; rephrase it",
-                    ));
-                }
-                warnings.push(Warning::from_findings("command", None, &findings));
+        let findings = s.screening.screen(&command);
+        if !findings.is_empty() {
+            self.audit(
+                p,
+                client,
+                "ai.injection_suspected",
+                s.screening.outcome(),
+                json!({"in": "command", "findings": findings}),
+            )
+            .await;
+            if s.screening == ScreeningMode::Block {
+                return Err(Error::invalid(
+                    "the command looks like a prompt-injection attempt and was refused; rephrase it",
+                ));
             }
+            warnings.push(Warning::from_findings("command", None, &findings));
         }
         let tools = Self::tools_for(p);
         let mut messages = vec![Message::system(SYSTEM), Message::user(command.clone())];
@@ -313,11 +307,10 @@ impl Commands {
                 (true, result, for_model)
             }
             Err(e) => {
-                let message = match &e {
-                    Error::Internal(_) => "internal error".to_owned(),
-                    other => other.to_string(),
-                };
-                let v = json!({"error": {"code": e.code(), "message": message}});
+                if let Error::Internal(cause) = &e {
+                    tracing::error!(error = ?cause, tool = %call.name, "a tool call failed");
+                }
+                let v = json!({"error": {"code": e.code(), "message": e.public_message()}});
                 (false, v.clone(), v)
             }
         };

@@ -229,20 +229,20 @@ impl UsageLog {
             return Err(Error::forbidden("only an admin can see everyone's usage"));
         }
         self.flush().await?;
-        let rows = repo::list(
+        let mut rows = repo::list(
             &self.inner.db,
             (!all).then_some(p.user_id.as_str()),
             &from,
             &to,
         )
         .await?;
+        if let Some(k) = &q.key_id {
+            rows.retain(|r| &r.key_id == k);
+        }
         let mut totals = UsageTotals::default();
         let mut by: std::collections::BTreeMap<(String, String, String), UsageTotals> =
             Default::default();
         for r in &rows {
-            if q.key_id.as_deref().is_some_and(|k| k != r.key_id) {
-                continue;
-            }
             let t = by
                 .entry((r.user_id.clone(), r.key_id.clone(), r.model.clone()))
                 .or_default();
@@ -256,7 +256,6 @@ impl UsageLog {
         }
         let days = rows
             .into_iter()
-            .filter(|r| q.key_id.as_deref().is_none_or(|k| k == r.key_id))
             .map(|r| UsageDay {
                 day: r.day,
                 user_id: r.user_id,

@@ -61,6 +61,18 @@ impl Error {
         }
     }
 
+    /// What a caller may be told: the message itself, except for internal errors and
+    /// unavailable dependencies, whose details (causes, host names) belong in the logs only.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => {
+                "an internal error occurred; quote the request id when reporting it".to_owned()
+            }
+            Error::Unavailable(_) => "a dependency is unavailable; try again shortly".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     pub fn invalid(msg: impl Into<String>) -> Self {
         Error::Invalid(msg.into())
     }

@@ -74,18 +74,14 @@ pub fn status_of(e: &Error) -> StatusCode {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = status_of(&self.0);
-        let message = match &self.0 {
+        match &self.0 {
             Error::Internal(cause) => {
                 tracing::error!(error = ?cause, request_id = %current_request_id(), "internal error");
-                "an internal error occurred; quote the request id when reporting it".to_owned()
             }
-            Error::Unavailable(reason) => {
-                tracing::warn!(%reason, "service unavailable");
-                "a dependency is unavailable; try again shortly".to_owned()
-            }
-            other => other.to_string(),
-        };
-        let mut resp = error_response(status, self.0.code(), message);
+            Error::Unavailable(reason) => tracing::warn!(%reason, "service unavailable"),
+            _ => {}
+        }
+        let mut resp = error_response(status, self.0.code(), self.0.public_message());
         if let Error::RateLimited { retry_after_secs } = self.0 {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));

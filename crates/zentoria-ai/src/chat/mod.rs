@@ -44,6 +44,24 @@ pub enum ScreeningMode {
     Block,
 }
 
+impl ScreeningMode {
+    /// What screening finds in `text` (nothing when it is off).
+    pub fn screen(self, text: &str) -> Vec<Finding> {
+        match self {
+            ScreeningMode::Off => Vec::new(),
+            _ => screen::screen(text),
+        }
+    }
+
+    /// How a finding is recorded in the audit log: denied when it was blocked.
+    pub fn outcome(self) -> Outcome {
+        match self {
+            ScreeningMode::Block => Outcome::Denied,
+            _ => Outcome::Success,
+        }
+    }
+}
+
 impl std::str::FromStr for ScreeningMode {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
@@ -329,7 +347,7 @@ impl Chat {
             .ai
             .route(req.model.as_deref().or(session.model.as_deref()))?;
         let mut warnings = Vec::new();
-        let findings = self.screen(s.screening, content);
+        let findings = s.screening.screen(content);
         if !findings.is_empty() {
             self.record_findings(p, client, &session.id, "message", None, &findings)
                 .await;
@@ -353,7 +371,7 @@ impl Chat {
             sources = self.retrieve(p, content, collection).await?;
             let mut kept = Vec::with_capacity(sources.len());
             for src in sources {
-                let findings = self.screen(s.screening, &src.text);
+                let findings = s.screening.screen(&src.text);
                 if findings.is_empty() {
                     kept.push(src);
                     continue;
@@ -500,13 +518,6 @@ impl Chat {
             .collect())
     }
 
-    fn screen(&self, mode: ScreeningMode, text: &str) -> Vec<Finding> {
-        if mode == ScreeningMode::Off {
-            return Vec::new();
-        }
-        screen::screen(text)
-    }
-
     async fn record_findings(
         &self,
         p: &Principal,
@@ -516,11 +527,7 @@ impl Chat {
         source: Option<&Source>,
         findings: &[Finding],
     ) {
-        let outcome = if self.inner.settings.screening == ScreeningMode::Block {
-            Outcome::Denied
-        } else {
-            Outcome::Success
-        };
+        let outcome = self.inner.settings.screening.outcome();
         let details = serde_json::json!({
             "in": place,
             "session_id": session_id,

@@ -260,14 +260,14 @@ pub enum ChatEvent {
 }
 
 impl ChatEvent {
-    pub(crate) fn error(e: &Error) -> ChatEvent {
-        let message = match e {
-            Error::Internal(_) => "internal error".to_owned(),
-            other => other.to_string(),
-        };
+    /// The event a failure ends a stream with (internal causes stay in the logs).
+    pub fn error(e: &Error) -> ChatEvent {
+        if let Error::Internal(cause) = e {
+            tracing::error!(error = ?cause, "a chat answer failed");
+        }
         ChatEvent::Error {
             code: e.code().to_owned(),
-            message,
+            message: e.public_message(),
         }
     }
 

@@ -285,15 +285,12 @@ fn ws_message(kind: &str, id: Option<&str>, data: serde_json::Value) -> String {
 }
 
 fn ws_error(id: Option<&str>, e: &Error) -> String {
-    let message = match e {
-        Error::Internal(_) => "internal error".to_owned(),
-        other => other.to_string(),
-    };
-    ws_message(
-        "chat.error",
-        id,
-        serde_json::json!({"code": e.code(), "message": message}),
-    )
+    ws_chat_event(id, &zentoria_ai::chat::ChatEvent::error(e))
+}
+
+fn ws_chat_event(id: Option<&str>, ev: &zentoria_ai::chat::ChatEvent) -> String {
+    let data = serde_json::to_value(ev).unwrap_or_default();
+    ws_message(&format!("chat.{}", ev.name()), id, data)
 }
 
 /// One chat turn, streamed to the socket as `chat.*` messages.
@@ -319,9 +316,7 @@ async fn ws_chat(
         }
     };
     while let Some(ev) = events.next().await {
-        let data = serde_json::to_value(&ev).unwrap_or_default();
-        let msg = ws_message(&format!("chat.{}", ev.name()), id, data);
-        if out.send(msg).await.is_err() {
+        if out.send(ws_chat_event(id, &ev)).await.is_err() {
             return;
         }
     }
