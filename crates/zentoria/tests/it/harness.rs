@@ -401,6 +401,20 @@ impl TestServer {
         }
     }
 
+    /// Polls a job through the API until `done` holds (a hang guard, not a timing check).
+    pub async fn wait_job(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..1200 {
+            let j = self
+                .get_json(&format!("/api/v1/jobs/{id}"), &self.admin_key)
+                .await;
+            if done(&j) {
+                return j;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("job {id} never reached the expected state");
+    }
+
     pub async fn login(&self, user: &str, password: &str) -> reqwest::Response {
         self.http
             .post(self.at("/api/v1/auth/login"))

@@ -137,23 +137,6 @@ fn later() -> EnqueueOptions {
     }
 }
 
-/// Polls a job through the API until `done` holds (a hang guard, not a timing check).
-async fn wait_job(s: &TestServer, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    for _ in 0..400 {
-        let j: Value = s
-            .get(&format!("/api/v1/jobs/{id}"), Some(&s.admin_key))
-            .await
-            .json()
-            .await
-            .unwrap();
-        if done(&j) {
-            return j;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("job {id} never reached the expected state");
-}
-
 fn status_is(s: &'static str) -> impl Fn(&Value) -> bool {
     move |j| j["status"] == s
 }
@@ -169,7 +152,7 @@ async fn a_job_runs_once_and_its_owner_sees_it() {
         .await
         .unwrap();
     assert!(job.created);
-    let done = wait_job(&s, &job.id, status_is("succeeded")).await;
+    let done = s.wait_job(&job.id, status_is("succeeded")).await;
     assert_eq!(done["attempts"], 1);
     assert_eq!(done["progress"], 100);
     assert_eq!(done["payload"], json!({"text": "hi"}));
@@ -233,7 +216,7 @@ async fn transient_failures_are_retried_until_they_succeed() {
         .enqueue(&Flaky { fail_times: 2 }, EnqueueOptions::default())
         .await
         .unwrap();
-    let done = wait_job(&s, &job.id, status_is("succeeded")).await;
+    let done = s.wait_job(&job.id, status_is("succeeded")).await;
     assert_eq!(done["attempts"], 3);
 }
 
@@ -246,7 +229,7 @@ async fn exhausted_jobs_are_dead_and_can_be_retried() {
         .enqueue(&Flaky { fail_times: 10 }, EnqueueOptions::default())
         .await
         .unwrap();
-    let dead = wait_job(&s, &job.id, status_is("dead")).await;
+    let dead = s.wait_job(&job.id, status_is("dead")).await;
     assert_eq!(dead["attempts"], 3);
     assert_eq!(dead["last_error"], "flaked on attempt 3");
     assert!(dead["finished_at"].is_string());
@@ -259,7 +242,9 @@ async fn exhausted_jobs_are_dead_and_can_be_retried() {
         )
         .await;
     assert_eq!(r.status(), 200);
-    let again = wait_job(&s, &job.id, |j| j["status"] == "dead" && j["attempts"] == 3).await;
+    let again = s
+        .wait_job(&job.id, |j| j["status"] == "dead" && j["attempts"] == 3)
+        .await;
     assert_eq!(again["last_error"], "flaked on attempt 3");
     // A job that is not finished-unsuccessfully cannot be retried.
     let ok = s
@@ -268,7 +253,7 @@ async fn exhausted_jobs_are_dead_and_can_be_retried() {
         .enqueue(&Echo { text: "x".into() }, EnqueueOptions::default())
         .await
         .unwrap();
-    wait_job(&s, &ok.id, status_is("succeeded")).await;
+    s.wait_job(&ok.id, status_is("succeeded")).await;
     let r = s
         .post(
             &format!("/api/v1/jobs/{}/retry", ok.id),
@@ -284,12 +269,12 @@ async fn permanent_errors_fail_at_once_and_panics_count_as_failures() {
     let (s, _) = server().await;
     let q = s.jobs.queue();
     let broken = q.enqueue(&Broken, EnqueueOptions::default()).await.unwrap();
-    let failed = wait_job(&s, &broken.id, status_is("failed")).await;
+    let failed = s.wait_job(&broken.id, status_is("failed")).await;
     assert_eq!(failed["attempts"], 1);
     assert_eq!(failed["last_error"], "this cannot work");
 
     let panics = q.enqueue(&Panics, EnqueueOptions::default()).await.unwrap();
-    let dead = wait_job(&s, &panics.id, status_is("dead")).await;
+    let dead = s.wait_job(&panics.id, status_is("dead")).await;
     assert_eq!(dead["attempts"], 2);
     assert!(dead["last_error"].as_str().unwrap().contains("panicked"));
     // The workers are still alive.
@@ -302,7 +287,7 @@ async fn permanent_errors_fail_at_once_and_panics_count_as_failures() {
         )
         .await
         .unwrap();
-    wait_job(&s, &ok.id, status_is("succeeded")).await;
+    s.wait_job(&ok.id, status_is("succeeded")).await;
 }
 
 #[tokio::test]
@@ -333,10 +318,11 @@ async fn queued_and_running_jobs_can_be_cancelled() {
         .enqueue(&UntilCancelled, EnqueueOptions::default())
         .await
         .unwrap();
-    let j = wait_job(&s, &running.id, |j| {
-        j["status"] == "running" && j["progress"] == 10
-    })
-    .await;
+    let j = s
+        .wait_job(&running.id, |j| {
+            j["status"] == "running" && j["progress"] == 10
+        })
+        .await;
     assert_eq!(j["progress_message"], "waiting to be cancelled");
     let r = s
         .post(
@@ -347,7 +333,7 @@ async fn queued_and_running_jobs_can_be_cancelled() {
         .await;
     let j: Value = r.json().await.unwrap();
     assert_eq!(j["cancel_requested"], true);
-    let done = wait_job(&s, &running.id, status_is("cancelled")).await;
+    let done = s.wait_job(&running.id, status_is("cancelled")).await;
     assert_eq!(done["attempts"], 1);
     // Finished jobs cannot be cancelled.
     let r = s
@@ -418,7 +404,7 @@ async fn duplicates_collapse_while_live_and_enqueue_joins_the_transaction() {
         .await
         .unwrap();
     q.commit(tx).await.unwrap();
-    wait_job(&s, &kept.id, status_is("succeeded")).await;
+    s.wait_job(&kept.id, status_is("succeeded")).await;
 }
 
 #[tokio::test]
@@ -440,7 +426,7 @@ async fn a_kind_never_runs_more_at_once_than_its_concurrency() {
         );
     }
     for id in &ids {
-        wait_job(&s, id, status_is("succeeded")).await;
+        s.wait_job(id, status_is("succeeded")).await;
     }
     assert_eq!(
         c.runs.load(Ordering::SeqCst),
@@ -478,7 +464,7 @@ async fn a_job_whose_worker_died_is_taken_over_and_completed_once() {
     .await
     .unwrap();
     assert_eq!(claimed.len(), 1);
-    let j = wait_job(&s, &job.id, status_is("succeeded")).await;
+    let j = s.wait_job(&job.id, status_is("succeeded")).await;
     assert_eq!(j["attempts"], 2, "the dead worker's attempt counts");
     assert_eq!(
         c.runs.load(Ordering::SeqCst),
@@ -506,7 +492,7 @@ async fn finished_jobs_are_pruned_after_retention() {
         .enqueue(&Echo { text: "old".into() }, EnqueueOptions::default())
         .await
         .unwrap();
-    wait_job(&s, &old.id, status_is("succeeded")).await;
+    s.wait_job(&old.id, status_is("succeeded")).await;
     let live = q
         .enqueue(
             &Echo {

@@ -249,7 +249,13 @@ async fn remote_embedders_store_vectors_that_survive_restarts_without_re_embeddi
         .json()
         .await
         .unwrap();
-    assert_eq!(jobs[0]["status"], "succeeded", "{jobs}");
+    // The file is ready a moment before its job is marked done: wait for the job.
+    let job = s
+        .wait_job(jobs[0]["id"].as_str().unwrap(), |j| {
+            j["finished_at"].is_string()
+        })
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
 
     // A caller may bring the query's embedding: nothing is embedded for it then.
     let before = up.texts();
