@@ -7,11 +7,15 @@
 #   scripts/bench-gateway.sh            needs wrk (apt-get install wrk)
 #
 # Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 4000") and RATE_SECS (10) for the
-# fixed-rate runs (zentoria-bench rate).
+# fixed-rate runs (zentoria-bench rate); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
+# Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
+# gateway has a core of its own as it would beside a remote provider.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 4000}"; RATE_SECS="${RATE_SECS:-10}"
+CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"
+if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
 cargo build --release -q -p zentoria -p zentoria-bench
@@ -20,7 +24,7 @@ WORK="$(mktemp -d)"
 cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-"$BIN/zentoria-bench" fake-openai 127.0.0.1:0 >"$WORK/up.addr" &
+"${ON_LOAD[@]}" "$BIN/zentoria-bench" fake-openai 127.0.0.1:0 >"$WORK/up.addr" &
 UP_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/up.addr" ] && break; sleep 0.05; done
 UP="$(head -1 "$WORK/up.addr")"
@@ -31,7 +35,7 @@ unset ZENTORIA_DATABASE_URL ZENTORIA_CONFIG
 echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --password-stdin >/dev/null
 KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
+"${ON_GATEWAY[@]}" "$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
 ZT_PID=$!
 ZT="http://127.0.0.1:$PORT"
 for _ in $(seq 100); do curl -sf "$ZT/health" >/dev/null && break; sleep 0.05; done
@@ -49,7 +53,7 @@ LUA
 }
 
 run() { # url model stream connections -> "rps p50 p99"
-    wrk -t1 -c"$4" -d"$DURATION" --latency -s "$(lua "$2" "$3")" "$1/v1/chat/completions" >"$WORK/wrk.out"
+    "${ON_LOAD[@]}" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$(lua "$2" "$3")" "$1/v1/chat/completions" >"$WORK/wrk.out"
     python3 -c '
 import re, sys
 t = open(sys.argv[1]).read()
@@ -65,6 +69,7 @@ print("%.0f,%.3f,%.3f" % (rps, p["50"], p["99"]))' "$WORK/wrk.out"
 wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$UP/v1/chat/completions" >/dev/null
 wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" >/dev/null
 echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms"
+[ "$CLOSED" = 1 ] || ROUNDS=0
 for r in $(seq "$ROUNDS"); do
     for stream in false true; do
         for c in 1 64; do
@@ -74,20 +79,25 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
-# The same request rate on both paths (open loop: latency counted from when each request was
-# due), so the tail compares like with like instead of two saturated queues.
+# The same request rate on both paths in one schedule (open loop: latency counted from when each
+# request was due; the two paths' requests interleaved, so the VM's stalls hit both alike).
 echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors"
 for rate in $RATES; do
     for stream in false true; do
         for path in direct zentoria; do
-            if [ "$path" = direct ]; then url="$UP"; model=gpt-4o-mini; else url="$ZT"; model=openai/gpt-4o-mini; fi
-            body="$WORK/body-$stream-$path.json"
+            if [ "$path" = direct ]; then model=gpt-4o-mini; else model=openai/gpt-4o-mini; fi
             printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"stream":%s}' \
-                "$model" "$stream" >"$body"
-            "$BIN/zentoria-bench" rate "$url/v1/chat/completions" "$rate" "$RATE_SECS" "$body" "$KEY" 64 |
-                python3 -c 'import json, sys; r = json.load(sys.stdin); print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d" % (sys.argv[1], sys.argv[2], sys.argv[3], r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"]))' "$rate" "$stream" "$path"
+                "$model" "$stream" >"$WORK/body-$stream-$path.json"
         done
+        "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 \
+            "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
+            "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" |
+            python3 -c '
+import json, sys
+for path, line in zip(["direct", "zentoria"], sys.stdin):
+    r = json.loads(line)
+    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"]))' "$rate" "$stream"
     done
 done
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
-echo "# wrk -t1 -d$DURATION; $(nproc) cores; $(date -u +%Y-%m-%d)"
+echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; $(date -u +%Y-%m-%d)"

@@ -11,8 +11,9 @@
 //!   subscribers over the real HTTP stack.
 //! - `zentoria-bench fake-openai [ADDR]` serves canned OpenAI chat answers, whole and streamed,
 //!   for `scripts/bench-gateway.sh`.
-//! - `zentoria-bench rate URL RATE SECS BODY_FILE KEY [CONNECTIONS]` sends POSTs at a fixed
-//!   rate and reports latency counted from when each was due (see `rate.rs`).
+//! - `zentoria-bench rate RATE SECS KEY CONNECTIONS URL BODY_FILE [URL BODY_FILE]...` sends
+//!   POSTs at a fixed rate to each URL, interleaved, and reports per URL the latency counted
+//!   from when each request was due (see `rate.rs`).
 //! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
 //!   no-op jobs (see `scripts/bench-jobs.sh`).
 
@@ -54,14 +55,22 @@ async fn main() -> anyhow::Result<()> {
         Some("fake-openai") => {
             fake_openai::serve(args.get(1).map_or("127.0.0.1:0", String::as_str)).await
         }
-        Some("rate") if args.len() >= 6 => {
+        Some("rate") if args.len() >= 7 && args.len() % 2 == 1 => {
+            let targets = args[5..]
+                .chunks(2)
+                .map(|t| {
+                    Ok(rate::Target {
+                        url: t[0].clone(),
+                        body: std::fs::read_to_string(&t[1])?,
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
             rate::run(rate::Plan {
-                url: args[1].clone(),
-                rate: args[2].parse()?,
-                secs: args[3].parse()?,
-                body: std::fs::read_to_string(&args[4])?,
-                key: args[5].clone(),
-                connections: args.get(6).map(|c| c.parse()).transpose()?.unwrap_or(64),
+                targets,
+                rate: args[1].parse()?,
+                secs: args[2].parse()?,
+                key: args[3].clone(),
+                connections: args[4].parse()?,
             })
             .await
         }
@@ -73,7 +82,7 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]\n       zentoria-bench rate URL RATE SECS BODY_FILE KEY [CONNECTIONS]"
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]\n       zentoria-bench rate RATE SECS KEY CONNECTIONS URL BODY_FILE [URL BODY_FILE]..."
             );
             std::process::exit(2)
         }

@@ -2,81 +2,128 @@
 //! each latency is counted from when its request was due, not from when a connection was free,
 //! so a server that falls behind shows it in its tail instead of hiding it (no coordinated
 //! omission). Used by `scripts/bench-gateway.sh` to compare paths at the same request rate.
+//!
+//! Several targets can share one schedule: each gets the rate, their requests interleaved
+//! (target k of n is due k/n of an interval after target 0), so a stall of the machine —
+//! frequent on a shared VM — lands on every path alike instead of on whichever ran then.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
-pub struct Plan {
+pub struct Target {
     pub url: String,
+    pub body: String,
+}
+
+pub struct Plan {
+    pub targets: Vec<Target>,
+    /// Requests a second, to each target.
     pub rate: u64,
     pub secs: u64,
-    pub body: String,
     pub key: String,
+    /// Connections per target.
     pub connections: usize,
 }
 
-/// Sends the planned load and prints one JSON line of results.
+struct Sent {
+    target: usize,
+    latency: Option<Duration>,
+}
+
+/// Sends the planned load and prints one JSON line of results per target.
 pub async fn run(plan: Plan) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(plan.connections)
-        .tcp_nodelay(true)
-        .build()?;
-    let slots = Arc::new(Semaphore::new(plan.connections));
-    let total = plan.rate * plan.secs;
+    let n = plan.targets.len();
+    anyhow::ensure!(
+        n > 0 && plan.rate > 0,
+        "a target and a positive rate are needed"
+    );
+    let clients = (0..n)
+        .map(|_| {
+            reqwest::Client::builder()
+                .pool_max_idle_per_host(plan.connections)
+                .tcp_nodelay(true)
+                .build()
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let slots: Vec<_> = (0..n)
+        .map(|_| Arc::new(Semaphore::new(plan.connections)))
+        .collect();
+    let targets: Arc<Vec<Target>> = Arc::new(plan.targets);
+    let key: Arc<str> = Arc::from(plan.key);
+    let per_target = plan.rate * plan.secs;
     let interval = Duration::from_secs_f64(1.0 / plan.rate as f64);
-    let body = Arc::new(plan.body);
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Duration, ()>>();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
+    // The schedule is kept by an OS thread: its sleeps are precise to tens of microseconds,
+    // where tokio's timer rounds up to whole milliseconds and would blur the latencies.
+    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
     let start = Instant::now() + Duration::from_millis(100);
-    for i in 0..total {
-        let due = start + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
-        let (client, slots, body, tx) = (client.clone(), slots.clone(), body.clone(), tx.clone());
-        let (url, key) = (plan.url.clone(), plan.key.clone());
+    let pacer = std::thread::spawn(move || {
+        for i in 0..per_target * n as u64 {
+            let target = (i % n as u64) as usize;
+            let due = start + interval.mul_f64(i as f64 / n as f64);
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            if due_tx.send((target, due)).is_err() {
+                return;
+            }
+        }
+    });
+    while let Some((target, due)) = due_rx.recv().await {
+        let (client, slots, tx) = (clients[target].clone(), slots[target].clone(), tx.clone());
+        let (targets, key) = (targets.clone(), key.clone());
         tokio::spawn(async move {
             let Ok(_slot) = slots.acquire_owned().await else {
                 return;
             };
+            let t = &targets[target];
             let sent = client
-                .post(&url)
+                .post(&t.url)
                 .bearer_auth(&key)
                 .header("content-type", "application/json")
-                .body(body.as_str().to_owned())
+                .body(t.body.clone())
                 .send()
                 .await;
             let ok = match sent {
                 Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
                 _ => false,
             };
-            let _ = tx.send(if ok { Ok(due.elapsed()) } else { Err(()) });
+            let latency = ok.then(|| due.elapsed());
+            let _ = tx.send(Sent { target, latency });
         });
     }
+    pacer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
     drop(tx);
-    let mut latencies = Vec::with_capacity(total as usize);
-    let mut errors = 0u64;
-    while let Some(r) = rx.recv().await {
-        match r {
-            Ok(d) => latencies.push(d.as_secs_f64() * 1000.0),
-            Err(()) => errors += 1,
+    let mut latencies: Vec<Vec<f64>> = vec![Vec::with_capacity(per_target as usize); n];
+    let mut errors = vec![0u64; n];
+    while let Some(s) = rx.recv().await {
+        match s.latency {
+            Some(d) => latencies[s.target].push(d.as_secs_f64() * 1000.0),
+            None => errors[s.target] += 1,
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort_by(f64::total_cmp);
-    let q = |p: f64| -> f64 {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let i = ((latencies.len() as f64 - 1.0) * p).round() as usize;
-        latencies[i]
-    };
-    println!(
-        "{}",
-        serde_json::json!({
-            "rate": plan.rate, "sent": total, "ok": latencies.len(), "errors": errors,
-            "achieved_per_s": latencies.len() as f64 / elapsed,
-            "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999),
-        })
-    );
+    for (i, mut l) in latencies.into_iter().enumerate() {
+        l.sort_by(f64::total_cmp);
+        let q = |p: f64| -> f64 {
+            if l.is_empty() {
+                return f64::NAN;
+            }
+            l[((l.len() as f64 - 1.0) * p).round() as usize]
+        };
+        println!(
+            "{}",
+            serde_json::json!({
+                "url": targets[i].url, "rate": plan.rate, "sent": per_target, "ok": l.len(),
+                "errors": errors[i], "achieved_per_s": l.len() as f64 / elapsed,
+                "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999),
+            })
+        );
+    }
     Ok(())
 }

@@ -41,9 +41,14 @@ pub struct HttpSettings {
     pub trusted_proxies: Vec<IpAddr>,
 }
 
-/// Everything a handler can reach. Cheap to clone.
+/// Everything a handler can reach, shared: a clone is one reference count (axum clones the
+/// state for every extractor and middleware of every request, so its size matters).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+/// The services behind [`AppState`].
+#[derive(Clone)]
+pub struct Services {
     pub platform: Platform,
     pub jobs: zentoria_jobs::Jobs,
     pub knowledge: zentoria_knowledge::Knowledge,
@@ -87,7 +92,7 @@ impl AppState {
             platform.clone(),
             zentoria_ai::CommandSettings::default(),
         );
-        AppState {
+        AppState(Arc::new(Services {
             platform,
             jobs,
             knowledge,
@@ -99,16 +104,25 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: metrics_handle(),
             limiter,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
     }
 }
 
 impl AppState {
     /// The AI services (model providers and chat); without them, no provider is configured.
     pub fn with_chat(mut self, chat: zentoria_ai::Chat, commands: zentoria_ai::Commands) -> Self {
-        self.ai = chat.ai().clone();
-        self.chat = chat;
-        self.commands = commands;
+        let services = Arc::make_mut(&mut self.0);
+        services.ai = chat.ai().clone();
+        services.chat = chat;
+        services.commands = commands;
         self
     }
 }

@@ -33,23 +33,30 @@ impl SseParser {
         Self::default()
     }
 
-    /// Feeds a chunk and appends completed events to `out`.
-    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        for &byte in chunk {
-            if self.after_cr {
-                self.after_cr = false;
-                if byte == b'\n' {
-                    continue;
-                }
+    /// Feeds a chunk and appends completed events to `out`. Lines are found by scanning for
+    /// their ends and copied at most once (only a line split across chunks is buffered).
+    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        while !chunk.is_empty() {
+            if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
+                chunk = &chunk[1..];
+                continue;
             }
-            match byte {
-                b'\n' => self.end_line(out)?,
-                b'\r' => {
-                    self.after_cr = true;
-                    self.end_line(out)?;
-                }
-                _ => self.line.push(byte),
+            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+                self.line.extend_from_slice(chunk);
+                break;
+            };
+            self.after_cr = chunk[end] == b'\r';
+            if self.line.is_empty() {
+                self.end_line(&chunk[..end], out)?;
+            } else {
+                self.line.extend_from_slice(&chunk[..end]);
+                let line = std::mem::take(&mut self.line);
+                let result = self.end_line(&line, out);
+                self.line = line;
+                self.line.clear();
+                result?;
             }
+            chunk = &chunk[end + 1..];
         }
         Ok(())
     }
@@ -61,9 +68,7 @@ impl SseParser {
         self.dispatch(out);
     }
 
-    fn end_line(&mut self, out: &mut Vec<SseEvent>) -> Result<(), SseError> {
-        let raw = std::mem::take(&mut self.line);
-        let mut line = raw.as_slice();
+    fn end_line(&mut self, mut line: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
         if !self.started {
             self.started = true;
             line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
