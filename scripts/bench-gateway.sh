@@ -6,15 +6,16 @@
 #
 #   scripts/bench-gateway.sh            needs wrk (apt-get install wrk)
 #
-# Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 4000") and RATE_SECS (10) for the
+# Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 2000 4000") and RATE_SECS (10) for the
 # fixed-rate runs (zentoria-bench rate); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
 # Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
-# gateway has a core of its own as it would beside a remote provider.
+# gateway has a core of its own as it would beside a remote provider; ZT_WORKERS sets Zentoria's
+# runtime threads (TOKIO_WORKER_THREADS; default one per core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
-DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"
+DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
+CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
 
@@ -35,6 +36,7 @@ unset ZENTORIA_DATABASE_URL ZENTORIA_CONFIG
 echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --password-stdin >/dev/null
 KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if [ -n "$ZT_WORKERS" ]; then ON_GATEWAY=(env TOKIO_WORKER_THREADS="$ZT_WORKERS" "${ON_GATEWAY[@]}"); fi
 "${ON_GATEWAY[@]}" "$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
 ZT_PID=$!
 ZT="http://127.0.0.1:$PORT"
@@ -52,29 +54,37 @@ LUA
     echo "$f"
 }
 
-run() { # url model stream connections -> "rps p50 p99"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
+
+run() { # url model stream connections pid -> "rps p50 p99 cpu_us_per_request" (CPU of pid)
+    local before
+    before="$(cpu_ticks "$5")"
     "${ON_LOAD[@]}" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$(lua "$2" "$3")" "$1/v1/chat/completions" >"$WORK/wrk.out"
     python3 -c '
-import re, sys
+import os, re, sys
 t = open(sys.argv[1]).read()
 def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 if bad: sys.exit("unexpected non-2xx responses: " + bad.group(1) + "\n" + t)  # see the server log
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
+n = int(re.search(r"(\d+) requests in", t).group(1))
 p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", t, re.M)}
-print("%.0f,%.3f,%.3f" % (rps, p["50"], p["99"]))' "$WORK/wrk.out"
+cpu = (int(sys.argv[3]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") * 1e6 / max(n, 1)
+print("%.0f,%.3f,%.3f,%.0f" % (rps, p["50"], p["99"], cpu))' "$WORK/wrk.out" "$before" "$(cpu_ticks "$5")"
 }
 
 # Warm up both paths.
 wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$UP/v1/chat/completions" >/dev/null
 wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" >/dev/null
-echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms"
+# cpu_us_per_req: CPU time (user + system) per request of the fake upstream (direct) or of
+# Zentoria alone (through).
+echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms,cpu_us_per_req"
 [ "$CLOSED" = 1 ] || ROUNDS=0
 for r in $(seq "$ROUNDS"); do
     for stream in false true; do
         for c in 1 64; do
-            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c")"
-            echo "$r,$stream,$c,zentoria,$(run "$ZT" openai/gpt-4o-mini "$stream" "$c")"
+            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c" "$UP_PID")"
+            echo "$r,$stream,$c,zentoria,$(run "$ZT" openai/gpt-4o-mini "$stream" "$c" "$ZT_PID")"
         done
     done
 done
@@ -100,4 +110,4 @@ for path, line in zip(["direct", "zentoria"], sys.stdin):
     done
 done
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
-echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; $(date -u +%Y-%m-%d)"
+echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_WORKERS=${ZT_WORKERS:-cores}; $(date -u +%Y-%m-%d)"
