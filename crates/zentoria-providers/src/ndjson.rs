@@ -19,7 +19,15 @@ impl NdjsonParser {
     /// Feeds a chunk and appends each completed, non-blank line (without its `\n` or `\r\n`).
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), NdjsonError> {
         let mut rest = chunk;
-        while let Some(pos) = rest.iter().position(|&b| b == b'\n') {
+        loop {
+            let end = rest.iter().position(|&b| b == b'\n');
+            if self.buf.len() + end.unwrap_or(rest.len()) > crate::sse::MAX_LINE {
+                return Err(NdjsonError(format!(
+                    "stream line longer than {} MiB",
+                    crate::sse::MAX_LINE >> 20
+                )));
+            }
+            let Some(pos) = end else { break };
             self.buf.extend_from_slice(&rest[..pos]);
             rest = &rest[pos + 1..];
             let line = std::mem::take(&mut self.buf);
@@ -72,6 +80,24 @@ mod tests {
         }
         p.finish(&mut out).unwrap();
         out
+    }
+
+    #[test]
+    fn an_endless_line_is_refused() {
+        let mut p = NdjsonParser::new();
+        let mut out = Vec::new();
+        let piece = vec![b'x'; 1 << 20];
+        let fed: Result<Vec<()>, _> = (0..17).map(|_| p.feed(&piece, &mut out)).collect();
+        assert!(fed.unwrap_err().0.contains("longer than 16 MiB"));
+        assert!(out.is_empty());
+        // Lines that end in time are fine, however many arrive.
+        let mut p = NdjsonParser::new();
+        let mut line = piece.clone();
+        line.push(b'\n');
+        for _ in 0..17 {
+            p.feed(&line, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 17);
     }
 
     #[test]

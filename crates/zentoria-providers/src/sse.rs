@@ -12,6 +12,10 @@ pub struct SseEvent {
     pub data: String,
 }
 
+/// The longest line, and the most data one event may carry: far beyond any provider's events,
+/// small enough that a hostile or broken upstream cannot grow one without bound.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
 /// Why the byte stream is not valid SSE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError(pub String);
@@ -41,7 +45,11 @@ impl SseParser {
                 chunk = &chunk[1..];
                 continue;
             }
-            let Some(end) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') else {
+            let end = chunk.iter().position(|&b| b == b'\n' || b == b'\r');
+            if self.line.len() + end.unwrap_or(chunk.len()) > MAX_LINE {
+                return Err(too_long());
+            }
+            let Some(end) = end else {
                 self.line.extend_from_slice(chunk);
                 break;
             };
@@ -89,6 +97,9 @@ impl SseParser {
         match field {
             "event" => self.event = Some(value.to_owned()),
             "data" => {
+                if self.data.len() + value.len() > MAX_LINE {
+                    return Err(too_long());
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -111,6 +122,13 @@ impl SseParser {
             data: std::mem::take(&mut self.data),
         });
     }
+}
+
+fn too_long() -> SseError {
+    SseError(format!(
+        "event stream line or event longer than {} MiB",
+        MAX_LINE >> 20
+    ))
 }
 
 #[cfg(test)]
@@ -218,6 +236,31 @@ event: ping\ndata: {}\r\rdata: [DONE]\n\n"
             parse_chunks(&[b"event: x\n\ndata: y\n\n"]).unwrap(),
             vec![ev(None, "y")]
         );
+    }
+
+    #[test]
+    fn endless_lines_and_events_are_refused() {
+        let mut p = SseParser::new();
+        let mut out = Vec::new();
+        p.feed(b"data: ", &mut out).unwrap();
+        let piece = vec![b'x'; 1 << 20];
+        let fed: Result<Vec<()>, _> = (0..17).map(|_| p.feed(&piece, &mut out)).collect();
+        assert!(fed.unwrap_err().0.contains("longer than 16 MiB"));
+        // Many short data lines of one event add up the same way.
+        let mut p = SseParser::new();
+        let mut line = b"data: ".to_vec();
+        line.extend_from_slice(&piece);
+        line.push(b'\n');
+        let fed: Result<Vec<()>, _> = (0..17).map(|_| p.feed(&line, &mut out)).collect();
+        assert!(fed.is_err());
+        assert!(out.is_empty());
+        // Up to the limit, a long line is fine.
+        let mut p = SseParser::new();
+        for c in [b"data: ".as_slice(), &piece, b"\n\n"] {
+            p.feed(c, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].data.len(), 1 << 20);
     }
 
     #[test]
