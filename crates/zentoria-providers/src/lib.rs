@@ -46,6 +46,11 @@ mod transport;
 mod types;
 mod wire;
 
+/// The longest line a streamed answer (SSE or NDJSON) may hold, and the most data one SSE event
+/// may carry: far beyond any provider's events, small enough that a hostile or broken upstream
+/// cannot grow one without bound.
+pub const MAX_LINE: usize = 16 * 1024 * 1024;
+
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use breaker::BreakerState;
 pub use error::{ProviderError, TimeoutPhase};

@@ -21,10 +21,10 @@ impl NdjsonParser {
         let mut rest = chunk;
         loop {
             let end = rest.iter().position(|&b| b == b'\n');
-            if self.buf.len() + end.unwrap_or(rest.len()) > crate::sse::MAX_LINE {
+            if self.buf.len() + end.unwrap_or(rest.len()) > crate::MAX_LINE {
                 return Err(NdjsonError(format!(
                     "stream line longer than {} MiB",
-                    crate::sse::MAX_LINE >> 20
+                    crate::MAX_LINE >> 20
                 )));
             }
             let Some(pos) = end else { break };

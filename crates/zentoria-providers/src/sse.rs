@@ -12,13 +12,11 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// The longest line, and the most data one event may carry: far beyond any provider's events,
-/// small enough that a hostile or broken upstream cannot grow one without bound.
-pub const MAX_LINE: usize = 16 * 1024 * 1024;
-
 /// Why the byte stream is not valid SSE.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError(pub String);
+
+use crate::MAX_LINE;
 
 /// Incremental SSE decoder.
 #[derive(Debug, Default)]
