@@ -87,7 +87,7 @@ impl AnthropicClient {
         let spec = RequestSpec::post_json(self.messages_url(), &body);
         let name = self.name();
         self.transport
-            .call(&spec, |body| parse_response(name, body, &request.model))
+            .call_chat(&spec, |body| parse_response(name, body, &request.model))
             .await
     }
 

@@ -66,7 +66,7 @@ impl OllamaClient {
         let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
         let name = self.name();
         self.transport
-            .call(&spec, |body| {
+            .call_chat(&spec, |body| {
                 let mut decoder = OllamaDecoder::new(name);
                 let mut events = VecDeque::new();
                 decoder.feed(body, &mut events)?;

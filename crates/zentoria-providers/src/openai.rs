@@ -77,7 +77,7 @@ impl OpenAiClient {
         let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
         let name = self.name();
         self.transport
-            .call(&spec, |body| parse_response(name, body, &request.model))
+            .call_chat(&spec, |body| parse_response(name, body, &request.model))
             .await
     }
 

@@ -4,6 +4,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+/// Default [`ProviderOptions::max_response_bytes`]: room for a full batch of large embeddings
+/// (2,048 inputs × 3,072 dimensions as JSON is about 130 MB), far beyond any chat answer.
+pub const DEFAULT_MAX_RESPONSE: usize = 256 * 1024 * 1024;
+
 /// Reliability settings for one provider client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProviderOptions {
@@ -26,6 +30,9 @@ pub struct ProviderOptions {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before allowing one trial call.
     pub breaker_cooldown: Duration,
+    /// Largest whole (non-streamed) response body read from the upstream; a longer one is a
+    /// protocol error. Streams are bounded per line instead ([`crate::MAX_LINE`]).
+    pub max_response_bytes: usize,
 }
 
 impl Default for ProviderOptions {
@@ -39,6 +46,7 @@ impl Default for ProviderOptions {
             max_backoff: Duration::from_secs(5),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(30),
+            max_response_bytes: DEFAULT_MAX_RESPONSE,
         }
     }
 }

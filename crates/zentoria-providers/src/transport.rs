@@ -125,36 +125,89 @@ impl Transport {
 
     /// Makes a non-streaming call: retries transient failures, then hands the body of the
     /// successful response to `parse`. The whole exchange (per attempt) is bounded by
-    /// `first_token_timeout`.
+    /// `first_token_timeout`, the body by `max_response_bytes`.
     pub(crate) async fn call<T>(
         &self,
         spec: &RequestSpec,
         parse: impl Fn(&[u8]) -> Result<T, ProviderError>,
     ) -> Result<T, ProviderError> {
+        self.call_timed(spec, parse).await.map(|(value, _)| value)
+    }
+
+    /// [`Transport::call`], also returning how long it waited on the upstream: from sending
+    /// the first attempt until the successful response's body had arrived (retries and their
+    /// backoff included; parsing not).
+    pub(crate) async fn call_timed<T>(
+        &self,
+        spec: &RequestSpec,
+        parse: impl Fn(&[u8]) -> Result<T, ProviderError>,
+    ) -> Result<(T, Duration), ProviderError> {
         let permit = self.acquire()?;
+        let started = Instant::now();
         let parse = &parse;
         let result = self
             .with_retries(|| async move {
                 let deadline = Instant::now() + self.options.first_token_timeout;
                 let response = self.send(spec, deadline).await?;
-                let body = match timeout_at(deadline, response.bytes()).await {
-                    Err(_) => return Err(self.timeout(TimeoutPhase::FirstToken)),
-                    Ok(Err(e)) => {
-                        return Err(ProviderError::Connect {
-                            provider: self.name.to_string(),
-                            message: format!(
-                                "connection lost while reading the response: {}",
-                                self.describe(&e)
-                            ),
-                        });
-                    }
-                    Ok(Ok(body)) => body,
-                };
-                parse(&body)
+                let body = timeout_at(deadline, self.read_body(response))
+                    .await
+                    .unwrap_or_else(|_| Err(self.timeout(TimeoutPhase::FirstToken)))?;
+                let waited = started.elapsed();
+                // Inside the attempt: an error the upstream reports in a 2xx body may be
+                // transient too.
+                parse(&body).map(|value| (value, waited))
             })
             .await;
         settle(permit, &result);
         result
+    }
+
+    /// A whole chat answer, with [`ChatResponse::upstream_wait`] filled in.
+    pub(crate) async fn call_chat(
+        &self,
+        spec: &RequestSpec,
+        parse: impl Fn(&[u8]) -> Result<ChatResponse, ProviderError>,
+    ) -> Result<ChatResponse, ProviderError> {
+        let (mut response, waited) = self.call_timed(spec, parse).await?;
+        response.upstream_wait = waited;
+        Ok(response)
+    }
+
+    /// A successful response's whole body, refused past `max_response_bytes`.
+    async fn read_body(&self, mut response: Response) -> Result<Vec<u8>, ProviderError> {
+        let max = self.options.max_response_bytes;
+        let too_large = || {
+            crate::error::protocol(
+                &self.name,
+                format!("the response is larger than {max} bytes (max_response_bytes)"),
+            )
+        };
+        let declared = response.content_length().unwrap_or(0);
+        if declared > max as u64 {
+            return Err(too_large());
+        }
+        // Preallocate what the upstream declares (bounded above), not more.
+        let mut body = Vec::with_capacity(declared as usize);
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > max {
+                        return Err(too_large());
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => {
+                    return Err(ProviderError::Connect {
+                        provider: self.name.to_string(),
+                        message: format!(
+                            "connection lost while reading the response: {}",
+                            self.describe(&e)
+                        ),
+                    });
+                }
+            }
+        }
     }
 
     /// Opens a stream: retries transient failures until the first normalized event is ready
@@ -166,6 +219,7 @@ impl Transport {
         new_decoder: impl Fn() -> D,
     ) -> Result<ChatStream, ProviderError> {
         let permit = self.acquire()?;
+        let started = Instant::now();
         let new_decoder = &new_decoder;
         let result = self
             .with_retries(|| async move {
@@ -181,6 +235,7 @@ impl Transport {
                     pending_error: None,
                     options: self.options.clone(),
                     permit: None,
+                    first_chunk_at: None,
                 };
                 state.fill(Some(deadline)).await?;
                 Ok(state)
@@ -189,7 +244,10 @@ impl Transport {
         match result {
             Ok(mut state) => {
                 state.permit = Some(permit);
-                Ok(ChatStream::new(state, Arc::clone(&self.name), model))
+                let first = state.first_chunk_at.unwrap_or_else(Instant::now);
+                let mut stream = ChatStream::new(state, Arc::clone(&self.name), model);
+                stream.upstream_wait = first.saturating_duration_since(started);
+                Ok(stream)
             }
             Err(e) => {
                 settle(permit, &Err::<(), _>(e.clone()));
@@ -413,6 +471,8 @@ struct StreamState<D> {
     pending_error: Option<ProviderError>,
     options: ProviderOptions,
     permit: Option<Permit>,
+    /// When the chunk that completed the first event arrived.
+    first_chunk_at: Option<Instant>,
 }
 
 impl<D: Decoder> StreamState<D> {
@@ -438,7 +498,12 @@ impl<D: Decoder> StreamState<D> {
             };
             let decoded = match timeout_at(wait, self.body.next()).await {
                 Err(_) => return Err(timeout_error(&self.name, phase, &self.options)),
-                Ok(Some(Ok(chunk))) => self.decoder.feed(&chunk, &mut self.queue),
+                Ok(Some(Ok(chunk))) => {
+                    if deadline.is_some() {
+                        self.first_chunk_at = Some(Instant::now());
+                    }
+                    self.decoder.feed(&chunk, &mut self.queue)
+                }
                 Ok(Some(Err(e))) => {
                     return Err(crate::error::protocol(
                         &self.name,
@@ -492,6 +557,7 @@ pub struct ChatStream {
     inner: Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>,
     provider: Arc<str>,
     model: String,
+    upstream_wait: Duration,
 }
 
 impl ChatStream {
@@ -504,7 +570,15 @@ impl ChatStream {
             inner: Box::pin(inner),
             provider,
             model: model.to_owned(),
+            upstream_wait: Duration::ZERO,
         }
+    }
+
+    /// How long opening the stream waited on the upstream: from sending the first attempt
+    /// until the bytes completing the first event arrived (retries and their backoff
+    /// included; decoding not).
+    pub fn upstream_wait(&self) -> Duration {
+        self.upstream_wait
     }
 
     /// Name of the provider instance producing this stream.
@@ -608,6 +682,7 @@ mod tests {
             pending_error: None,
             options: ProviderOptions::default(),
             permit: None,
+            first_chunk_at: None,
         };
         ChatStream::new(state, Arc::from("t"), "m")
             .collect::<Vec<_>>()

@@ -212,6 +212,11 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
     /// The model that answered (as reported by the upstream, else the requested one).
     pub model: String,
+    /// How long the call waited on the upstream: from sending the request until the answer
+    /// had arrived (retries and their backoff included; decoding not). Zero when the answer
+    /// was assembled from a stream. Not part of the wire format.
+    #[serde(skip)]
+    pub upstream_wait: std::time::Duration,
 }
 
 /// A model offered by a provider.
@@ -255,6 +260,7 @@ impl ResponseBuilder {
             finish_reason: self.finish_reason.unwrap_or(FinishReason::Stop),
             usage: self.usage,
             model,
+            upstream_wait: std::time::Duration::ZERO,
         }
     }
 }

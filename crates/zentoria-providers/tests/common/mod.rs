@@ -260,6 +260,7 @@ pub fn fast_options() -> ProviderOptions {
         max_backoff: Duration::from_millis(200),
         breaker_threshold: 1000,
         breaker_cooldown: Duration::from_secs(1),
+        ..ProviderOptions::default()
     }
 }
 

@@ -24,6 +24,7 @@ macro_rules! provider_suite {
             stalled_stream_hits_idle_timeout, silent_upstream_hits_first_token_timeout,
             breaker_opens_and_recovers, dropping_stream_closes_connection, lists_models,
             upstream_error_after_first_token_is_not_retried, connect_error_is_retried_and_reported,
+            oversized_response_is_refused, upstream_wait_covers_retries,
         );
     };
     (@tests $wire:expr; $($name:ident),* $(,)?) => {
@@ -588,4 +589,60 @@ pub fn wire_name(wire: Wire) -> &'static str {
         Wire::Anthropic => "anthropic",
         Wire::Ollama => "ollama",
     }
+}
+
+pub async fn oversized_response_is_refused(wire: Wire) {
+    let fake = Fake::start(wire).await;
+    let big = "x".repeat(100 * 1024);
+    fake.push(Reply::Complete(Completion::text(&[big.as_str()])));
+    let options = ProviderOptions {
+        max_response_bytes: 64 * 1024,
+        ..fast_options()
+    };
+    let provider = fake.provider(options.clone());
+    let error = provider.chat(&request()).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Protocol { .. }), "{error:?}");
+    assert!(error.to_string().contains("max_response_bytes"), "{error}");
+    assert_eq!(
+        fake.chat_requests().len(),
+        1,
+        "a refused body is not retried"
+    );
+
+    // The same answer streamed is bounded per line, not as a whole.
+    fake.push(Reply::Complete(Completion::text(&[big.as_str()])));
+    let (events, error) = drain(provider.chat_stream(&request()).await.unwrap()).await;
+    assert_eq!(error, None);
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, big);
+}
+
+pub async fn upstream_wait_covers_retries(wire: Wire) {
+    let fake = Fake::start(wire).await;
+    // A 503 asking for 150 ms, then the answer: the wait includes the pause.
+    fake.push(Reply::error(503, "overloaded_error", "busy").retry_after("0.15"));
+    fake.push(Reply::Complete(Completion::text(&["Hi"])));
+    let provider = fake.provider(fast_options());
+    let response = provider.chat(&request()).await.unwrap();
+    assert_eq!(response.message.content, "Hi");
+    assert!(
+        response.upstream_wait >= Duration::from_millis(150),
+        "{:?}",
+        response.upstream_wait
+    );
+
+    fake.push(Reply::error(503, "overloaded_error", "busy").retry_after("0.15"));
+    fake.push(Reply::Complete(Completion::text(&["Hi"])));
+    let stream = provider.chat_stream(&request()).await.unwrap();
+    let waited = stream.upstream_wait();
+    assert!(waited >= Duration::from_millis(150), "{waited:?}");
+    let (events, error) = drain(stream).await;
+    assert_eq!(error, None);
+    assert!(events.iter().any(|e| matches!(e, StreamEvent::Done { .. })));
 }
