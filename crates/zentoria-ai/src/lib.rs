@@ -15,7 +15,7 @@ pub mod screen;
 pub mod usage;
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 use futures_util::future::join_all;
@@ -226,6 +226,8 @@ impl Ai {
         let request = self.admit(p, route, request, scope).await?;
         let candidates = self.candidates(p, route);
         let mut last = None;
+        // Time spent on models that could not answer counts as waiting on providers.
+        let mut waited = Duration::ZERO;
         for (i, r) in candidates.iter().enumerate() {
             let mut request = request.clone();
             request.model = r.upstream_model.clone();
@@ -239,10 +241,12 @@ impl Ai {
             match answer {
                 Ok(mut answer) => {
                     answer.model = r.model.clone();
+                    answer.upstream_wait += waited;
                     return Ok(answer);
                 }
                 Err(e) if falls_back(&e) && i + 1 < candidates.len() => {
                     fell_back(r, &candidates[i + 1], &e);
+                    waited += started.elapsed();
                     last = Some(e);
                 }
                 Err(e) => return Err(upstream_error(e)),
@@ -262,6 +266,7 @@ impl Ai {
     ) -> Result<AnswerStream> {
         let request = self.admit(p, route, request, Scope::Chat).await?;
         let candidates = self.candidates(p, route);
+        let mut waited = Duration::ZERO;
         for (i, r) in candidates.iter().enumerate() {
             let mut request = request.clone();
             request.model = r.upstream_model.clone();
@@ -274,6 +279,7 @@ impl Ai {
                     }
                     if falls_back(&e) && i + 1 < candidates.len() {
                         fell_back(r, &candidates[i + 1], &e);
+                        waited += started.elapsed();
                         continue;
                     }
                     return Err(upstream_error(e));
@@ -290,6 +296,7 @@ impl Ai {
             };
             return Ok(AnswerStream {
                 model: r.model.clone(),
+                upstream_wait: waited + stream.upstream_wait(),
                 events: stream.inspect(move |event| meter.observe(event)).boxed(),
             });
         }
@@ -320,6 +327,8 @@ impl Ai {
 /// reached).
 pub struct AnswerStream {
     pub model: String,
+    /// How long opening it waited on providers, until its first event was ready.
+    pub upstream_wait: Duration,
     pub events: EventStream,
 }
 

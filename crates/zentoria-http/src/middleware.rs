@@ -18,6 +18,11 @@ use crate::error::{ApiError, REQUEST_ID, error_response};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
+/// When the request reached the server (before its body was read): handlers that report their
+/// own time (the gateway's overhead) measure from here.
+#[derive(Debug, Clone, Copy)]
+pub struct Arrived(pub Instant);
+
 /// Gives every request an id (kept from `X-Request-Id` when sane), works out the client
 /// address, and logs one line per request.
 pub async fn request_context(
@@ -53,6 +58,7 @@ pub async fn request_context(
         request_id: Some(id.clone()),
     };
     req.extensions_mut().insert(client);
+    req.extensions_mut().insert(Arrived(started));
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
 

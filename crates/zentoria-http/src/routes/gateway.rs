@@ -4,11 +4,13 @@
 //! away the upstream request is dropped with the stream.
 
 use std::convert::Infallible;
+use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::HeaderValue;
 use axum::response::sse::{Event as SseEvent, Sse};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -21,6 +23,7 @@ use zentoria_core::{Error, Scope};
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Authed;
+use crate::middleware::Arrived;
 
 /// Largest chat request body accepted.
 const MAX_BODY: usize = 16 * 1024 * 1024;
@@ -56,10 +59,11 @@ pub async fn models(State(state): State<AppState>, auth: Authed) -> ApiResult<Js
         (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn chat_completions(
     State(state): State<AppState>,
+    arrived: Option<Extension<Arrived>>,
     auth: Authed,
-    _headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    let arrived = arrived.map_or_else(Instant::now, |a| a.0.0);
     // Before reading the body: a key without the scope learns nothing about the request.
     auth.require(Scope::Chat)?;
     let req: Value = crate::extract::json_body(body, MAX_BODY).await?;
@@ -83,9 +87,18 @@ pub async fn chat_completions(
             }],
             "usage": usage_json(&usage),
         });
-        return Ok(Json(body).into_response());
+        let mut response = Json(body).into_response();
+        report_overhead(
+            &mut response,
+            arrived,
+            answer.upstream_wait,
+            &answer.model,
+            false,
+        );
+        return Ok(response);
     }
     let upstream = state.ai.chat_stream(&auth, &route, parsed.request).await?;
+    let (model, waited) = (upstream.model.clone(), upstream.upstream_wait);
     let chunks = chunk_stream(
         upstream.events,
         id,
@@ -93,7 +106,38 @@ pub async fn chat_completions(
         upstream.model,
         parsed.include_usage,
     );
-    Ok(Sse::new(chunks).into_response())
+    let mut response = Sse::new(chunks).into_response();
+    report_overhead(&mut response, arrived, waited, &model, true);
+    Ok(response)
+}
+
+/// The histogram of the gateway's own time per chat completion.
+pub(crate) const OVERHEAD_METRIC: &str = "zentoria_gateway_overhead_seconds";
+
+/// The response header carrying it, in milliseconds (LiteLLM's `x-litellm-overhead-duration-ms`).
+pub const OVERHEAD_HEADER: &str = "x-zentoria-overhead-ms";
+
+/// Records the gateway's own time on a chat completion — from the request's arrival until its
+/// response head is ready, less the time spent waiting on providers (for a stream: until its
+/// first event) — in [`OVERHEAD_HEADER`] and [`OVERHEAD_METRIC`]. It covers authentication,
+/// rate limiting, budget checks, parsing and translating both ways; not the network to the
+/// client, nor a stream's later chunks.
+fn report_overhead(
+    response: &mut Response,
+    arrived: Instant,
+    upstream_wait: Duration,
+    model: &str,
+    stream: bool,
+) {
+    let own = arrived.elapsed().saturating_sub(upstream_wait);
+    let provider = model.split_once('/').map_or(model, |(p, _)| p);
+    metrics::histogram!(OVERHEAD_METRIC, "provider" => provider.to_owned(), "model" => model.to_owned(),
+        "stream" => if stream { "true" } else { "false" })
+    .record(own.as_secs_f64());
+    let ms = format!("{:.3}", own.as_secs_f64() * 1000.0);
+    if let Ok(value) = HeaderValue::from_str(&ms) {
+        response.headers_mut().insert(OVERHEAD_HEADER, value);
+    }
 }
 
 /// Embeddings in OpenAI's format, from an Ollama or OpenAI-compatible provider.

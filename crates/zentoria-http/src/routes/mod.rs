@@ -6,7 +6,7 @@ mod auth;
 mod chat;
 mod events;
 mod files;
-mod gateway;
+pub(crate) mod gateway;
 mod health;
 mod jobs;
 mod keys;

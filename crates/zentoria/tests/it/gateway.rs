@@ -7,7 +7,7 @@ use zentoria_core::Role;
 use zentoria_core::config::{Config, ProviderConfig};
 
 use crate::harness::{TestServer, assert_error};
-use crate::upstream::FakeUpstream;
+use crate::upstream::{FakeUpstream, THINKING};
 
 /// An `openai` provider on the fake, a `local` Ollama where nothing listens, an alias.
 fn providers(url: &str) -> impl FnOnce(&mut Config) {
@@ -144,6 +144,57 @@ async fn models_answers_and_streams_in_openai_format() {
             "{needle} missing from:\n{metrics}"
         );
     }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_gateway_reports_its_own_time_apart_from_the_models() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    for stream in [false, true] {
+        let started = std::time::Instant::now();
+        let r = chat(
+            &s,
+            &key,
+            json!({"model": "mini", "stream": stream,
+                   "messages": [{"role": "user", "content": "take your time"}]}),
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        let own: f64 = r.headers()["x-zentoria-overhead-ms"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        // The header arrives with the response head: for a stream, once its first event is in.
+        let seen = started.elapsed().as_secs_f64() * 1000.0;
+        let thinking = THINKING.as_secs_f64() * 1000.0;
+        assert!(own >= 0.0, "{own}");
+        // What the model spent thinking is not the gateway's: its own time and the model's
+        // fit within what the client waited.
+        assert!(
+            own + thinking <= seen,
+            "stream {stream}: own {own} ms + model {thinking} ms > seen {seen} ms"
+        );
+        let text = r.text().await.unwrap();
+        assert!(text.contains("take your time"), "{text}");
+    }
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    for stream in ["false", "true"] {
+        let needle = format!(
+            "zentoria_gateway_overhead_seconds_count{{provider=\"openai\",model=\"openai/gpt-4o-mini\",stream=\"{stream}\"}}"
+        );
+        assert!(
+            metrics.contains(&needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    // Its buckets resolve tens of microseconds.
+    assert!(
+        metrics.contains("zentoria_gateway_overhead_seconds_bucket{provider=\"openai\",model=\"openai/gpt-4o-mini\",stream=\"false\",le=\"0.000025\"}"),
+        "{metrics}"
+    );
     s.stop().await;
 }
 

@@ -40,6 +40,9 @@ pub struct Recorded {
     pub chats: AtomicUsize,
 }
 
+/// How long the fake thinks when asked to take its time.
+pub const THINKING: std::time::Duration = std::time::Duration::from_millis(300);
+
 pub struct FakeUpstream {
     pub url: String,
     pub seen: Arc<Recorded>,
@@ -224,6 +227,10 @@ async fn openai_chat(
         _ => last,
     };
     let prompt_tokens = last.split_whitespace().count() + 3;
+    if last.contains("take your time") {
+        // A model that thinks before its first byte, for measuring what is not the model.
+        tokio::time::sleep(THINKING).await;
+    }
     // Scripted tool use: a user message `tool:NAME {json}` calls that tool, then answers with
     // the tool's result; `tool-loop:NAME {json}` calls it again after every result.
     let offered = body["tools"].as_array().is_some_and(|t| !t.is_empty());
