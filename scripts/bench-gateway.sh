@@ -56,6 +56,35 @@ LUA
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
 
+# Zentoria's own-time histogram (zentoria_gateway_overhead_seconds) for stream=$1, as JSON.
+own_hist() {
+    curl -sf "$ZT/metrics" | python3 -c '
+import json, re, sys
+want = "stream=\"%s\"" % sys.argv[1]
+h = {"buckets": {}, "sum": 0.0, "count": 0}
+for line in sys.stdin:
+    if not line.startswith("zentoria_gateway_overhead_seconds") or want not in line: continue
+    name, value = line.rsplit(" ", 1)
+    if "_bucket" in name: h["buckets"][re.search(r"le=\"([^\"]+)\"", name).group(1)] = float(value)
+    elif name.split("{")[0].endswith("_sum"): h["sum"] = float(value)
+    elif name.split("{")[0].endswith("_count"): h["count"] = int(float(value))
+print(json.dumps(h))' "$1"
+}
+
+# From two own_hist snapshots: "mean_ms,p99_le_ms" of the requests between them (the p99 as the
+# upper bound of the bucket holding it).
+own_between() {
+    python3 -c '
+import json, sys
+a, b = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+n = b["count"] - a["count"]
+if n <= 0: print("-,-"); sys.exit()
+mean = (b["sum"] - a["sum"]) / n * 1000
+les = sorted((float(k), v - a["buckets"].get(k, 0)) for k, v in b["buckets"].items())
+p99 = next(le for le, c in les if c >= 0.99 * n)
+print("%.3f,%s" % (mean, "%g" % (p99 * 1000)))' "$1" "$2"
+}
+
 run() { # url model stream connections pid -> "rps p50 p99 cpu_us_per_request" (CPU of pid)
     local before
     before="$(cpu_ticks "$5")"
@@ -78,20 +107,25 @@ wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$UP/v1/chat/completions" >/dev/n
 wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" >/dev/null
 # cpu_us_per_req: CPU time (user + system) per request of the fake upstream (direct) or of
 # Zentoria alone (through).
-echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms,cpu_us_per_req"
+# own_mean_ms, own_p99_le_ms: Zentoria's own time as it reports it (x-zentoria-overhead-ms,
+# from its histogram; the p99 as the bucket bound holding it).
+echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms,cpu_us_per_req,own_mean_ms,own_p99_le_ms"
 [ "$CLOSED" = 1 ] || ROUNDS=0
 for r in $(seq "$ROUNDS"); do
     for stream in false true; do
         for c in 1 64; do
-            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c" "$UP_PID")"
-            echo "$r,$stream,$c,zentoria,$(run "$ZT" openai/gpt-4o-mini "$stream" "$c" "$ZT_PID")"
+            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c" "$UP_PID"),-,-"
+            before="$(own_hist "$stream")"
+            line="$(run "$ZT" openai/gpt-4o-mini "$stream" "$c" "$ZT_PID")"
+            echo "$r,$stream,$c,zentoria,$line,$(own_between "$before" "$(own_hist "$stream")")"
         done
     done
 done
 
 # The same request rate on both paths in one schedule (open loop: latency counted from when each
 # request was due; the two paths' requests interleaved, so the VM's stalls hit both alike).
-echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors"
+# own_*: the gateway's own time per request as each answer's x-zentoria-overhead-ms reports it.
+echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
 for rate in $RATES; do
     for stream in false true; do
         for path in direct zentoria; do
@@ -106,7 +140,8 @@ for rate in $RATES; do
 import json, sys
 for path, line in zip(["direct", "zentoria"], sys.stdin):
     r = json.loads(line)
-    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"]))' "$rate" "$stream"
+    own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
+    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$rate" "$stream"
     done
 done
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"

@@ -30,6 +30,8 @@ pub struct Plan {
 struct Sent {
     target: usize,
     latency: Option<Duration>,
+    /// The gateway's own time as it reports it (`x-zentoria-overhead-ms`), when it does.
+    own_ms: Option<f64>,
 }
 
 /// Sends the planned load and prints one JSON line of results per target.
@@ -87,12 +89,23 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
                 .body(t.body.clone())
                 .send()
                 .await;
-            let ok = match sent {
-                Ok(r) if r.status().is_success() => r.bytes().await.is_ok(),
-                _ => false,
+            let (ok, own_ms) = match sent {
+                Ok(r) if r.status().is_success() => {
+                    let own_ms = r
+                        .headers()
+                        .get("x-zentoria-overhead-ms")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<f64>().ok());
+                    (r.bytes().await.is_ok(), own_ms)
+                }
+                _ => (false, None),
             };
             let latency = ok.then(|| due.elapsed());
-            let _ = tx.send(Sent { target, latency });
+            let _ = tx.send(Sent {
+                target,
+                latency,
+                own_ms,
+            });
         });
     }
     pacer
@@ -100,30 +113,39 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
     drop(tx);
     let mut latencies: Vec<Vec<f64>> = vec![Vec::with_capacity(per_target as usize); n];
+    let mut own: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut errors = vec![0u64; n];
     while let Some(s) = rx.recv().await {
         match s.latency {
             Some(d) => latencies[s.target].push(d.as_secs_f64() * 1000.0),
             None => errors[s.target] += 1,
         }
+        own[s.target].extend(s.own_ms);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    for (i, mut l) in latencies.into_iter().enumerate() {
-        l.sort_by(f64::total_cmp);
-        let q = |p: f64| -> f64 {
-            if l.is_empty() {
-                return f64::NAN;
-            }
-            l[((l.len() as f64 - 1.0) * p).round() as usize]
-        };
-        println!(
-            "{}",
-            serde_json::json!({
-                "url": targets[i].url, "rate": plan.rate, "sent": per_target, "ok": l.len(),
-                "errors": errors[i], "achieved_per_s": l.len() as f64 / elapsed,
-                "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99), "p999_ms": q(0.999),
-            })
-        );
+    for (i, (mut l, mut o)) in latencies.into_iter().zip(own).enumerate() {
+        let mut line = serde_json::json!({
+            "url": targets[i].url, "rate": plan.rate, "sent": per_target, "ok": l.len(),
+            "errors": errors[i], "achieved_per_s": l.len() as f64 / elapsed,
+            "p50_ms": quantile(&mut l, 0.50), "p90_ms": quantile(&mut l, 0.90),
+            "p99_ms": quantile(&mut l, 0.99), "p999_ms": quantile(&mut l, 0.999),
+        });
+        if !o.is_empty() {
+            // What the gateway reports as its own time, beside what the client saw.
+            line["own_p50_ms"] = quantile(&mut o, 0.50).into();
+            line["own_p99_ms"] = quantile(&mut o, 0.99).into();
+            line["own_p999_ms"] = quantile(&mut o, 0.999).into();
+        }
+        println!("{line}");
     }
     Ok(())
+}
+
+/// The `p` quantile (nearest rank) of `values`, sorting them; NaN when there are none.
+fn quantile(values: &mut [f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    values[((values.len() as f64 - 1.0) * p).round() as usize]
 }
