@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use zentoria_core::{Error, Result, Scope};
-use zentoria_embed::{OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+use zentoria_embed::{Counted, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
 use zentoria_platform::Principal;
 use zentoria_providers::{ProviderKind, Usage};
 
@@ -34,10 +34,10 @@ pub(crate) enum Client {
 }
 
 impl Client {
-    async fn embed(&self, texts: &[String]) -> std::result::Result<Vec<Vec<f32>>, String> {
+    async fn embed(&self, texts: &[String]) -> std::result::Result<Counted, String> {
         match self {
-            Client::Ollama(c) => c.embed(texts).await.map_err(|e| e.to_string()),
-            Client::OpenAi(c) => c.embed(texts).await.map_err(|e| e.to_string()),
+            Client::Ollama(c) => c.embed_counted(texts).await.map_err(|e| e.to_string()),
+            Client::OpenAi(c) => c.embed_counted(texts).await.map_err(|e| e.to_string()),
         }
     }
 }
@@ -47,8 +47,8 @@ pub struct Embeddings {
     /// `provider/model`.
     pub model: String,
     pub vectors: Vec<Vec<f32>>,
-    /// Estimated (about four bytes a token): the embedding APIs behind this do not all
-    /// report it.
+    /// As the provider counted them (OpenAI's `usage.prompt_tokens`, Ollama's
+    /// `prompt_eval_count`); estimated (about four bytes a token) when it did not say.
     pub prompt_tokens: u64,
 }
 
@@ -85,11 +85,16 @@ impl Ai {
         }
         let name = route.provider.name().to_owned();
         let client = self.embedding_client(&name, &route.upstream_model)?;
-        let prompt_tokens: u64 = inputs
-            .iter()
-            .map(|t| crate::chat::prompt::estimate_tokens(t) as u64)
-            .sum();
         let answer = client.embed(&inputs).await;
+        let prompt_tokens = match &answer {
+            Ok(Counted {
+                tokens: Some(n), ..
+            }) => *n,
+            _ => inputs
+                .iter()
+                .map(|t| crate::chat::prompt::estimate_tokens(t) as u64)
+                .sum(),
+        };
         if let Some(log) = &self.usage {
             let usage = Usage {
                 prompt_tokens,
@@ -102,10 +107,10 @@ impl Ai {
                 answer.is_err(),
             );
         }
-        let vectors = answer.map_err(|e| Error::Upstream(format!("provider {name}: {e}")))?;
+        let counted = answer.map_err(|e| Error::Upstream(format!("provider {name}: {e}")))?;
         Ok(Embeddings {
             model: route.model,
-            vectors,
+            vectors: counted.vectors,
             prompt_tokens,
         })
     }

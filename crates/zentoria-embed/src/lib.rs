@@ -22,7 +22,7 @@ mod remote;
 
 pub use error::EmbedError;
 pub use local::{LocalBert, LocalOptions, Pooling};
-pub use remote::{OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+pub use remote::{Counted, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
 
 /// An embedder: turns texts into L2-normalised f32 vectors of a fixed dimension.
 #[derive(Clone)]

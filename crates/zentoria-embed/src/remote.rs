@@ -297,6 +297,28 @@ fn error_message(body: &[u8], status: StatusCode) -> String {
 // ---------------------------------------------------------------- Ollama
 
 /// Ollama's `POST /api/embed`.
+/// Vectors, and the tokens the server counted in the texts — `None` when any batch's answer
+/// did not say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counted {
+    pub vectors: Vec<Vec<f32>>,
+    pub tokens: Option<u64>,
+}
+
+impl Counted {
+    fn with_capacity(n: usize) -> Counted {
+        Counted {
+            vectors: Vec::with_capacity(n),
+            tokens: Some(0),
+        }
+    }
+
+    fn add(&mut self, vectors: Vec<Vec<f32>>, tokens: Option<u64>) {
+        self.vectors.extend(vectors);
+        self.tokens = self.tokens.zip(tokens).map(|(a, b)| a.saturating_add(b));
+    }
+}
+
 #[derive(Clone)]
 pub struct OllamaEmbedder {
     http: Http,
@@ -314,6 +336,9 @@ impl std::fmt::Debug for OllamaEmbedder {
 #[derive(Deserialize)]
 struct OllamaResponse {
     embeddings: Vec<Vec<f32>>,
+    /// Tokens the inputs held, when the server says.
+    #[serde(default)]
+    prompt_eval_count: Option<u64>,
 }
 
 impl OllamaEmbedder {
@@ -365,13 +390,22 @@ impl OllamaEmbedder {
 
     /// Embeds `texts` in batches of [`RemoteOptions::batch_size`].
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
+        Ok(self.embed_counted(texts).await?.vectors)
+    }
+
+    /// Like [`OllamaEmbedder::embed`], with the tokens the server counted
+    /// (`prompt_eval_count`).
+    pub async fn embed_counted(&self, texts: &[String]) -> Result<Counted, EmbedError> {
+        let mut out = Counted::with_capacity(texts.len());
         for chunk in texts.chunks(self.http.opts.batch_size) {
             let body = json!({ "model": self.http.model, "input": chunk });
             let bytes = self.http.post(&body, None).await?;
             let resp: OllamaResponse =
                 serde_json::from_slice(&bytes).map_err(|e| self.http.malformed(e))?;
-            out.extend(self.http.finish(chunk.len(), resp.embeddings)?);
+            out.add(
+                self.http.finish(chunk.len(), resp.embeddings)?,
+                resp.prompt_eval_count,
+            );
         }
         Ok(out)
     }
@@ -399,6 +433,13 @@ impl std::fmt::Debug for OpenAiEmbedder {
 #[derive(Deserialize)]
 struct OpenAiResponse {
     data: Vec<OpenAiItem>,
+    #[serde(default)]
+    usage: Option<OpenAiUsage>,
+}
+
+#[derive(Deserialize)]
+struct OpenAiUsage {
+    prompt_tokens: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -463,7 +504,13 @@ impl OpenAiEmbedder {
     /// Embeds `texts` in batches of [`RemoteOptions::batch_size`]; answers
     /// are put back in input order by their `index`.
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut out = Vec::with_capacity(texts.len());
+        Ok(self.embed_counted(texts).await?.vectors)
+    }
+
+    /// Like [`OpenAiEmbedder::embed`], with the tokens the server counted
+    /// (`usage.prompt_tokens`).
+    pub async fn embed_counted(&self, texts: &[String]) -> Result<Counted, EmbedError> {
+        let mut out = Counted::with_capacity(texts.len());
         for chunk in texts.chunks(self.http.opts.batch_size) {
             let body = json!({ "model": self.http.model, "input": chunk });
             let bytes = self.http.post(&body, self.api_key.as_deref()).await?;
@@ -495,7 +542,10 @@ impl OpenAiEmbedder {
                 }
             }
             let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
-            out.extend(self.http.finish(n, vectors)?);
+            out.add(
+                self.http.finish(n, vectors)?,
+                resp.usage.and_then(|u| u.prompt_tokens),
+            );
         }
         Ok(out)
     }

@@ -378,6 +378,35 @@ async fn openai_without_key_sends_no_authorization() {
 }
 
 #[tokio::test]
+async fn token_counts_are_the_servers_summed_over_batches() {
+    let three = texts(&["a b", "c", "d e f"]);
+    // OpenAI's usage.prompt_tokens: 5 for each of the two batches.
+    let (base, _) = serve(openai_reversed).await;
+    let e = OpenAiEmbedder::new(&base, None, "m", fast()).unwrap();
+    let counted = e.embed_counted(&three).await.unwrap();
+    assert_eq!(counted.vectors.len(), 3);
+    assert_eq!(counted.tokens, Some(10));
+    // Ollama's prompt_eval_count, here a word a token.
+    let (base, _) = serve(|_, seen| {
+        let input = inputs(seen);
+        let words: usize = input.iter().map(|t| t.split_whitespace().count()).sum();
+        let embs: Vec<Vec<f32>> = input.iter().map(|t| vec_for(t)).collect();
+        Reply::Json(
+            200,
+            json!({"model": "m", "embeddings": embs, "prompt_eval_count": words}),
+        )
+    })
+    .await;
+    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    assert_eq!(e.embed_counted(&three).await.unwrap().tokens, Some(6));
+    // A server that does not say: no count, rather than a wrong one.
+    let (base, _) = serve(ollama_ok).await;
+    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let counted = e.embed_counted(&three).await.unwrap();
+    assert_eq!((counted.vectors.len(), counted.tokens), (3, None));
+}
+
+#[tokio::test]
 async fn openai_401_surfaces_error_message() {
     let (base, log) = serve(|_, _| {
         Reply::Json(

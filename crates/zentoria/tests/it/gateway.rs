@@ -811,7 +811,9 @@ async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
                 .zip(&want)
                 .all(|(g, w)| (g - f64::from(*w)).abs() < 1e-6)
         );
-        assert!(v["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+        // As the provider counted them (a word a token in the fakes), not estimated.
+        assert_eq!(v["usage"]["prompt_tokens"], 4, "{model}: {v}");
+        assert_eq!(v["usage"]["total_tokens"], 4, "{model}: {v}");
     }
     // base64: little-endian f32s, as OpenAI sends them.
     let v: Value =
@@ -868,6 +870,13 @@ async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
         .map(|g| g["model"].as_str().unwrap())
         .collect();
     assert!(models.contains(&"ollama/nomic-embed-text"), "{usage}");
+    let ollama = usage["by_key_and_model"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["model"] == "ollama/nomic-embed-text")
+        .unwrap();
+    assert_eq!(ollama["prompt_tokens"], 4, "{usage}");
     s.stop().await;
 }
 
