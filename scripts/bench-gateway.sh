@@ -11,50 +11,120 @@
 # Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
 # gateway has a core of its own as it would beside a remote provider; ZT_WORKERS sets Zentoria's
 # runtime threads (TOKIO_WORKER_THREADS; default one per core).
+# PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
+# row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
+# LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
+# master key and no downloads at run time, routed to the same fake upstream, on Zentoria's CPU when
+# PIN=1; LITELLM_WORKERS sets its worker processes (--num_workers; default 1, as LiteLLM's own);
+# LITELLM_RATES (default RATES) the fixed rates it gets: above what it can answer, a run lasts
+# until its backlog is drained.
+#
+#   python3 -m venv ~/.cache/zentoria/litellm-venv
+#   ~/.cache/zentoria/litellm-venv/bin/pip install 'litellm[proxy]'
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
 CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"
+PEER="${PEER:-}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
+LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+case "$PEER" in
+    "") ;;
+    litellm) [ -x "$LITELLM_VENV/bin/litellm" ] || {
+        echo "PEER=litellm needs LiteLLM's proxy in $LITELLM_VENV; install it with:" >&2
+        echo "  python3 -m venv $LITELLM_VENV && $LITELLM_VENV/bin/pip install 'litellm[proxy]'" >&2
+        exit 1
+    } ;;
+    *) echo "PEER=$PEER: the only peer known is litellm" >&2; exit 1 ;;
+esac
 
 cargo build --release -q -p zentoria -p zentoria-bench
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d)"
-cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" "${LT_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 "${ON_LOAD[@]}" "$BIN/zentoria-bench" fake-openai 127.0.0.1:0 >"$WORK/up.addr" &
 UP_PID=$!
 for _ in $(seq 100); do [ -s "$WORK/up.addr" ] && break; sleep 0.05; done
-UP="$(head -1 "$WORK/up.addr")"
+UP="$(head -1 "$WORK/up.addr")" # http://127.0.0.1:PORT, no /v1
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+if [ "$PEER" = litellm ]; then
+    # Started first, as it takes a while to come up; ON_GATEWAY is still just the CPU pin here.
+    # The LITELLM_LOCAL_* switches keep it from fetching its model cost map and other tables
+    # from GitHub at startup (it falls back to the packaged copies after retries anyway).
+    LT_KEY=sk-litellm-bench
+    LT="http://127.0.0.1:$(free_port)"
+    cat >"$WORK/litellm.yaml" <<YAML
+model_list:
+  - model_name: gpt-4o-mini
+    litellm_params:
+      model: openai/gpt-4o-mini
+      api_base: $UP/v1
+      api_key: sk-bench
+general_settings:
+  master_key: $LT_KEY
+litellm_settings:
+  set_verbose: false
+YAML
+    env -u DATABASE_URL -u LITELLM_MASTER_KEY LITELLM_LOG=ERROR LITELLM_TELEMETRY_DISABLED=true \
+        LITELLM_LOCAL_MODEL_COST_MAP=True LITELLM_LOCAL_ANTHROPIC_BETA_HEADERS=True \
+        LITELLM_LOCAL_AUTOROUTER_PRESETS=True LITELLM_LOCAL_BLOG_POSTS=True LITELLM_LOCAL_POLICY_TEMPLATES=True \
+        "${ON_GATEWAY[@]}" "$LITELLM_VENV/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
+        --port "${LT##*:}" --num_workers "$LITELLM_WORKERS" >"$WORK/litellm.log" 2>&1 &
+    LT_PID=$!
+fi
 
 export ZENTORIA_DATA_DIR="$WORK/data" ZENTORIA_LOG_LEVEL=warn ZENTORIA_RATE_LIMIT_PER_MINUTE=0 \
        ZENTORIA_OPENAI_BASE_URL="$UP" ZENTORIA_OPENAI_API_KEY=sk-bench ZENTORIA_OLLAMA_URL=http://127.0.0.1:9
 unset ZENTORIA_DATABASE_URL ZENTORIA_CONFIG
 echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --password-stdin >/dev/null
 KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat)"
-PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+PORT="$(free_port)"
 if [ -n "$ZT_WORKERS" ]; then ON_GATEWAY=(env TOKIO_WORKER_THREADS="$ZT_WORKERS" "${ON_GATEWAY[@]}"); fi
 "${ON_GATEWAY[@]}" "$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
 ZT_PID=$!
 ZT="http://127.0.0.1:$PORT"
 for _ in $(seq 100); do curl -sf "$ZT/health" >/dev/null && break; sleep 0.05; done
+if [ "$PEER" = litellm ]; then
+    for _ in $(seq 1200); do
+        curl -sf "$LT/health/liveliness" >/dev/null && break
+        kill -0 "$LT_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    # One answer through it, to be sure it routes to the fake upstream and takes the key.
+    curl -sf "$LT/v1/chat/completions" -H "Authorization: Bearer $LT_KEY" -H "Content-Type: application/json" \
+        -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say something short."}]}' |
+        grep -q "quick brown fox" || { echo "LiteLLM is not answering from the fake upstream; its log:" >&2
+                                       tail -n 40 "$WORK/litellm.log" >&2; exit 1; }
+fi
 
-lua() { # model stream -> script path
-    local f
-    f="$WORK/req-$(echo "$1-$2" | tr '/:' '__').lua"
+lua() { # model stream [key] -> script path
+    local f key="${3:-$KEY}"
+    f="$WORK/req-$(echo "$1-$2" | tr '/:' '__')-$(echo "$key" | cksum | cut -d' ' -f1).lua"
     cat >"$f" <<LUA
 wrk.method = "POST"
 wrk.body = '{"model":"$1","messages":[{"role":"user","content":"Say something short."}],"stream":$2}'
 wrk.headers["Content-Type"] = "application/json"
-wrk.headers["Authorization"] = "Bearer $KEY"
+wrk.headers["Authorization"] = "Bearer $key"
 LUA
     echo "$f"
 }
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; } # user + system time of a process
+tree() { local p; echo "$1"; for p in $(pgrep -P "$1" || true); do tree "$p"; done; } # pid + descendants
+cpu_ticks() { # user + system time of a process and its descendants (LiteLLM's workers, if any)
+    local p t=0
+    for p in $(tree "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
+rss() { # VmRSS of a process and its descendants (shared pages counted in each), as "N.N MB"
+    local p
+    for p in $(tree "$1"); do cat "/proc/$p/status" 2>/dev/null || true; done |
+        awk '/VmRSS/ {kb += $2} END {printf "%.1f MB", kb/1024}'
+}
 
 # Zentoria's own-time histogram (zentoria_gateway_overhead_seconds) for stream=$1, as JSON.
 own_hist() {
@@ -85,28 +155,37 @@ p99 = next(le for le, c in les if c >= 0.99 * n)
 print("%.3f,%s" % (mean, "%g" % (p99 * 1000)))' "$1" "$2"
 }
 
-run() { # url model stream connections pid -> "rps p50 p99 cpu_us_per_request" (CPU of pid)
+run() { # url model stream connections pid [key] -> "rps p50 p99 cpu_us_per_request" (CPU of pid's tree)
     local before
     before="$(cpu_ticks "$5")"
-    "${ON_LOAD[@]}" wrk -t1 -c"$4" -d"$DURATION" --latency -s "$(lua "$2" "$3")" "$1/v1/chat/completions" >"$WORK/wrk.out"
+    # A timeout well above any latency seen (wrk's 2 s default is within reach of a slow peer at
+    # 64 connections), and a run with any fails: wrk leaves timed-out requests out of its stats.
+    "${ON_LOAD[@]}" wrk -t1 -c"$4" -d"$DURATION" --timeout 30s --latency -s "$(lua "$2" "$3" "${6:-}")" \
+        "$1/v1/chat/completions" >"$WORK/wrk.out"
     python3 -c '
 import os, re, sys
 t = open(sys.argv[1]).read()
 def ms(v, u): return float(v) * {"us": 0.001, "ms": 1, "s": 1000}[u]
 bad = re.search(r"Non-2xx or 3xx responses: (\d+)", t)
 if bad: sys.exit("unexpected non-2xx responses: " + bad.group(1) + "\n" + t)  # see the server log
+late = re.search(r"Socket errors:.* timeout (\d+)", t)
+if late and int(late.group(1)): sys.exit("requests timed out: " + late.group(1) + "\n" + t)
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
 n = int(re.search(r"(\d+) requests in", t).group(1))
-p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", t, re.M)}
+p = {k: ms(v, u) for k, v, u in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)}
+if len(p) < 2: sys.exit("no latency distribution (no request completed?)\n" + t)
 cpu = (int(sys.argv[3]) - int(sys.argv[2])) / os.sysconf("SC_CLK_TCK") * 1e6 / max(n, 1)
 print("%.0f,%.3f,%.3f,%.0f" % (rps, p["50"], p["99"], cpu))' "$WORK/wrk.out" "$before" "$(cpu_ticks "$5")"
 }
 
-# Warm up both paths.
+# Warm up the paths.
 wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$UP/v1/chat/completions" >/dev/null
 wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" >/dev/null
+if [ "$PEER" = litellm ]; then
+    wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false "$LT_KEY")" "$LT/v1/chat/completions" >/dev/null
+fi
 # cpu_us_per_req: CPU time (user + system) per request of the fake upstream (direct) or of
-# Zentoria alone (through).
+# Zentoria alone (through), or of LiteLLM's processes (litellm).
 # own_mean_ms, own_p99_le_ms: Zentoria's own time as it reports it (x-zentoria-overhead-ms,
 # from its histogram; the p99 as the bucket bound holding it).
 echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms,cpu_us_per_req,own_mean_ms,own_p99_le_ms"
@@ -114,10 +193,15 @@ echo "round,stream,connections,path,req_per_s,p50_ms,p99_ms,cpu_us_per_req,own_m
 for r in $(seq "$ROUNDS"); do
     for stream in false true; do
         for c in 1 64; do
-            echo "$r,$stream,$c,direct,$(run "$UP" gpt-4o-mini "$stream" "$c" "$UP_PID"),-,-"
+            line="$(run "$UP" gpt-4o-mini "$stream" "$c" "$UP_PID")" # (an assignment, so a failure stops the script)
+            echo "$r,$stream,$c,direct,$line,-,-"
             before="$(own_hist "$stream")"
             line="$(run "$ZT" openai/gpt-4o-mini "$stream" "$c" "$ZT_PID")"
             echo "$r,$stream,$c,zentoria,$line,$(own_between "$before" "$(own_hist "$stream")")"
+            if [ "$PEER" = litellm ]; then
+                line="$(run "$LT" gpt-4o-mini "$stream" "$c" "$LT_PID" "$LT_KEY")"
+                echo "$r,$stream,$c,litellm,$line,-,-"
+            fi
         done
     done
 done
@@ -125,24 +209,47 @@ done
 # The same request rate on both paths in one schedule (open loop: latency counted from when each
 # request was due; the two paths' requests interleaved, so the VM's stalls hit both alike).
 # own_*: the gateway's own time per request as each answer's x-zentoria-overhead-ms reports it.
+# With PEER=litellm, LiteLLM gets a schedule of its own right after, beside a direct path of its
+# own (direct(litellm run)), so a peer falling behind cannot load Zentoria's run; req_per_s is
+# answers over the time until the last answer of either path, so there it is LiteLLM's for both.
+rate_rows() { # rate stream path... <JSON lines of zentoria-bench rate, one per path -> CSV rows
+    python3 -c '
+import json, sys
+for path, line in zip(sys.argv[3:], sys.stdin):
+    r = json.loads(line)
+    own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
+    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@"
+}
+listed() { local x="$1" y; shift; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
+all_rates="$RATES"
+if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
 echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
-for rate in $RATES; do
+for rate in $all_rates; do
     for stream in false true; do
-        for path in direct zentoria; do
-            if [ "$path" = direct ]; then model=gpt-4o-mini; else model=openai/gpt-4o-mini; fi
+        for path in direct zentoria litellm; do
+            if [ "$path" = zentoria ]; then model=openai/gpt-4o-mini; else model=gpt-4o-mini; fi
             printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"stream":%s}' \
                 "$model" "$stream" >"$WORK/body-$stream-$path.json"
         done
-        "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 \
-            "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
-            "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" |
-            python3 -c '
-import json, sys
-for path, line in zip(["direct", "zentoria"], sys.stdin):
-    r = json.loads(line)
-    own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
-    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$rate" "$stream"
+        # shellcheck disable=SC2086 # the lists split on spaces
+        if listed "$rate" $RATES; then
+            "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 \
+                "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
+                "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" |
+                rate_rows "$rate" "$stream" direct zentoria
+        fi
+        # shellcheck disable=SC2086
+        if [ "$PEER" = litellm ] && listed "$rate" $LITELLM_RATES; then
+            "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$LT_KEY" 64 \
+                "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
+                "$LT/v1/chat/completions" "$WORK/body-$stream-litellm.json" |
+                rate_rows "$rate" "$stream" "direct(litellm run)" litellm
+        fi
     done
 done
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
+if [ "$PEER" = litellm ]; then
+    echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"
+    echo "# litellm $("$LITELLM_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'), uvicorn, LITELLM_WORKERS=$LITELLM_WORKERS"
+fi
 echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_WORKERS=${ZT_WORKERS:-cores}; $(date -u +%Y-%m-%d)"
