@@ -27,6 +27,7 @@ const MAX_MODEL_PAGES: usize = 50;
 pub struct AnthropicClient {
     transport: Transport,
     base: String,
+    messages_url: reqwest::Url,
     default_max_tokens: u32,
 }
 
@@ -58,9 +59,11 @@ impl AnthropicClient {
             headers.insert("x-api-key", value);
         }
         let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        let messages_url = transport.endpoint(&format!("{base}/v1/messages"))?;
         Ok(Self {
             transport,
             base,
+            messages_url,
             default_max_tokens: Self::DEFAULT_MAX_TOKENS,
         })
     }
@@ -84,7 +87,7 @@ impl AnthropicClient {
     /// Non-streaming message.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
         let body = wire_request(request, false, self.default_max_tokens);
-        let spec = RequestSpec::post_json(self.messages_url(), &body);
+        let spec = RequestSpec::post_json(&self.messages_url, &body);
         let name = self.name();
         self.transport
             .call_chat(&spec, |body| parse_response(name, body, &request.model))
@@ -94,7 +97,7 @@ impl AnthropicClient {
     /// Streaming message (SSE).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         let body = wire_request(request, true, self.default_max_tokens);
-        let spec = RequestSpec::post_json(self.messages_url(), &body);
+        let spec = RequestSpec::post_json(&self.messages_url, &body);
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || AnthropicDecoder::new(name))
@@ -114,7 +117,7 @@ impl AnthropicClient {
             }
             let page: ModelPage = self
                 .transport
-                .call(&RequestSpec::get(url), |body| {
+                .call(&RequestSpec::get(self.transport.endpoint(&url)?), |body| {
                     decode(name, "model list", body)
                 })
                 .await?;
@@ -129,10 +132,6 @@ impl AnthropicClient {
             }
         }
         Ok(models)
-    }
-
-    fn messages_url(&self) -> String {
-        format!("{}/v1/messages", self.base)
     }
 }
 

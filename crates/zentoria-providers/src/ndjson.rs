@@ -20,7 +20,7 @@ impl NdjsonParser {
     pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<String>) -> Result<(), NdjsonError> {
         let mut rest = chunk;
         loop {
-            let end = rest.iter().position(|&b| b == b'\n');
+            let end = memchr::memchr(b'\n', rest);
             if self.buf.len() + end.unwrap_or(rest.len()) > crate::MAX_LINE {
                 return Err(NdjsonError(format!(
                     "stream line longer than {} MiB",

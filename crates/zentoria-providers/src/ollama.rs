@@ -21,6 +21,7 @@ use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 pub struct OllamaClient {
     transport: Transport,
     base: String,
+    chat_url: reqwest::Url,
 }
 
 impl OllamaClient {
@@ -47,7 +48,12 @@ impl OllamaClient {
             headers.insert(reqwest::header::AUTHORIZATION, value);
         }
         let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
-        Ok(Self { transport, base })
+        let chat_url = transport.endpoint(&format!("{base}/api/chat"))?;
+        Ok(Self {
+            transport,
+            base,
+            chat_url,
+        })
     }
 
     /// Instance name used in errors and [`ModelInfo::provider`].
@@ -63,7 +69,7 @@ impl OllamaClient {
     /// Non-streaming chat (`"stream": false`). The single response object is decoded by the same
     /// code as the final line of a stream.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
+        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, false));
         let name = self.name();
         self.transport
             .call_chat(&spec, |body| {
@@ -79,7 +85,7 @@ impl OllamaClient {
 
     /// Streaming chat (NDJSON).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, true));
+        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, true));
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OllamaDecoder::new(name))
@@ -88,7 +94,10 @@ impl OllamaClient {
 
     /// Lists locally available models (`GET /api/tags`).
     pub async fn models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let spec = RequestSpec::get(format!("{}/api/tags", self.base));
+        let spec = RequestSpec::get(
+            self.transport
+                .endpoint(&format!("{}/api/tags", self.base))?,
+        );
         let name = self.name();
         self.transport
             .call(&spec, |body| {
@@ -104,10 +113,6 @@ impl OllamaClient {
                     .collect())
             })
             .await
-    }
-
-    fn chat_url(&self) -> String {
-        format!("{}/api/chat", self.base)
     }
 }
 

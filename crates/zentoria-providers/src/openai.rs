@@ -24,6 +24,7 @@ use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 pub struct OpenAiClient {
     transport: Transport,
     api_base: String,
+    chat_url: reqwest::Url,
 }
 
 impl OpenAiClient {
@@ -56,9 +57,11 @@ impl OpenAiClient {
             headers.insert(AUTHORIZATION, value);
         }
         let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        let chat_url = transport.endpoint(&format!("{api_base}/chat/completions"))?;
         Ok(Self {
             transport,
             api_base,
+            chat_url,
         })
     }
 
@@ -74,7 +77,7 @@ impl OpenAiClient {
 
     /// Non-streaming chat completion.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, false));
+        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, false));
         let name = self.name();
         self.transport
             .call_chat(&spec, |body| parse_response(name, body, &request.model))
@@ -83,7 +86,7 @@ impl OpenAiClient {
 
     /// Streaming chat completion (SSE with `stream_options.include_usage`).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let spec = RequestSpec::post_json(self.chat_url(), &wire_request(request, true));
+        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, true));
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OpenAiDecoder::new(name))
@@ -92,7 +95,10 @@ impl OpenAiClient {
 
     /// Lists models (`GET /v1/models`).
     pub async fn models(&self) -> Result<Vec<ModelInfo>, ProviderError> {
-        let spec = RequestSpec::get(format!("{}/models", self.api_base));
+        let spec = RequestSpec::get(
+            self.transport
+                .endpoint(&format!("{}/models", self.api_base))?,
+        );
         let name = self.name();
         self.transport
             .call(&spec, |body| {
@@ -108,10 +114,6 @@ impl OpenAiClient {
                     .collect())
             })
             .await
-    }
-
-    fn chat_url(&self) -> String {
-        format!("{}/chat/completions", self.api_base)
     }
 }
 

@@ -43,7 +43,7 @@ impl SseParser {
                 chunk = &chunk[1..];
                 continue;
             }
-            let end = chunk.iter().position(|&b| b == b'\n' || b == b'\r');
+            let end = memchr::memchr2(b'\n', b'\r', chunk);
             if self.line.len() + end.unwrap_or(chunk.len()) > MAX_LINE {
                 return Err(too_long());
             }
@@ -100,8 +100,11 @@ impl SseParser {
                 }
                 if self.has_data {
                     self.data.push('\n');
+                    self.data.push_str(value);
+                } else {
+                    // Mostly an event is one data line: allocate it at its size.
+                    self.data = value.to_owned();
                 }
-                self.data.push_str(value);
                 self.has_data = true;
             }
             _ => {} // id, retry and unknown fields are irrelevant here

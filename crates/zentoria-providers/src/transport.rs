@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, Response};
+use reqwest::{Method, Response, Url};
 use tokio::time::{Instant, timeout_at};
 
 use crate::breaker::{BreakerState, CircuitBreaker, Permit};
@@ -39,12 +39,14 @@ pub(crate) type ErrorBodyParser = fn(&[u8]) -> Option<(String, Option<String>)>;
 #[derive(Debug, Clone)]
 pub(crate) struct RequestSpec {
     pub method: Method,
-    pub url: String,
+    /// Parsed once, when the client is made: parsing a URL for every request showed in
+    /// profiles.
+    pub url: Url,
     pub body: Option<Bytes>,
 }
 
 impl RequestSpec {
-    pub(crate) fn get(url: String) -> Self {
+    pub(crate) fn get(url: Url) -> Self {
         Self {
             method: Method::GET,
             url,
@@ -52,10 +54,10 @@ impl RequestSpec {
         }
     }
 
-    pub(crate) fn post_json(url: String, body: &impl serde::Serialize) -> Self {
+    pub(crate) fn post_json(url: &Url, body: &impl serde::Serialize) -> Self {
         Self {
             method: Method::POST,
-            url,
+            url: url.clone(),
             // Serializing our own request types cannot fail: they contain only strings,
             // numbers and `serde_json::Value`s.
             body: Some(Bytes::from(
@@ -112,6 +114,14 @@ impl Transport {
             options,
             secret,
             parse_error,
+        })
+    }
+
+    /// An endpoint of this provider; `url` is made from its validated base URL.
+    pub(crate) fn endpoint(&self, url: &str) -> Result<Url, ProviderError> {
+        Url::parse(url).map_err(|e| ProviderError::Config {
+            provider: self.name.to_string(),
+            message: format!("invalid endpoint URL {url:?}: {e}"),
         })
     }
 
@@ -293,7 +303,7 @@ impl Transport {
 
     /// Sends the request and returns the response if its status is 2xx.
     async fn send(&self, spec: &RequestSpec, deadline: Instant) -> Result<Response, ProviderError> {
-        let mut request = self.client.request(spec.method.clone(), &spec.url);
+        let mut request = self.client.request(spec.method.clone(), spec.url.clone());
         if let Some(body) = &spec.body {
             request = request
                 .header(
