@@ -10,6 +10,7 @@
 pub mod chat;
 pub mod command;
 pub mod embeddings;
+mod meters;
 pub mod providers;
 pub mod screen;
 pub mod usage;
@@ -81,6 +82,8 @@ pub struct Route {
     pub model: String,
     /// The name as the caller gave it (an alias, or `provider/model`).
     pub asked: String,
+    /// The model's Prometheus series.
+    meters: std::sync::Arc<meters::ModelMeters>,
 }
 
 /// The AI service. Cheap to clone.
@@ -93,6 +96,7 @@ pub struct Ai {
     fallbacks: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     usage: Option<usage::UsageLog>,
     embedders: std::sync::Arc<embeddings::Clients>,
+    meters: std::sync::Arc<meters::Meters>,
 }
 
 impl Ai {
@@ -107,6 +111,7 @@ impl Ai {
             fallbacks: std::sync::Arc::new(settings.fallbacks),
             usage: None,
             embedders: Default::default(),
+            meters: Default::default(),
         })
     }
 
@@ -136,7 +141,11 @@ impl Ai {
                 )
             })?,
         };
-        let full = self.aliases.get(&named).cloned().unwrap_or(named.clone());
+        let full = self
+            .aliases
+            .get(&named)
+            .cloned()
+            .unwrap_or_else(|| named.clone());
         let Some((provider_name, upstream)) = full.split_once('/') else {
             return Err(Error::invalid(format!(
                 "unknown model {full:?}: name it as provider/model (providers: {}) or use an alias",
@@ -153,9 +162,10 @@ impl Ai {
             return Err(Error::invalid(format!("{full:?} names no model")));
         }
         Ok(Route {
+            meters: self.meters.of(provider_name, &full),
             provider,
             upstream_model: upstream.to_owned(),
-            model: full.clone(),
+            model: full,
             asked: named,
         })
     }
@@ -398,7 +408,9 @@ impl Meter {
         match event {
             Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall(_)) if self.first => {
                 self.first = false;
-                metrics::histogram!("zentoria_ai_time_to_first_token_seconds", "provider" => self.route.provider.name().to_owned(), "model" => self.route.model.clone())
+                self.route
+                    .meters
+                    .time_to_first_token_seconds
                     .record(self.started.elapsed().as_secs_f64());
             }
             Ok(StreamEvent::Usage(u)) => {
@@ -431,8 +443,9 @@ impl Drop for Meter {
 }
 
 fn record(route: &Route, started: Instant, usage: Option<Usage>) {
-    let provider = route.provider.name().to_owned();
-    metrics::histogram!("zentoria_ai_request_seconds", "provider" => provider.clone(), "model" => route.model.clone())
+    route
+        .meters
+        .request_seconds
         .record(started.elapsed().as_secs_f64());
     if let Some(u) = usage {
         record_tokens(route, u);
@@ -440,10 +453,10 @@ fn record(route: &Route, started: Instant, usage: Option<Usage>) {
 }
 
 fn record_tokens(route: &Route, u: Usage) {
-    let provider = route.provider.name().to_owned();
-    metrics::counter!("zentoria_ai_tokens_total", "provider" => provider.clone(), "model" => route.model.clone(), "kind" => "prompt")
-        .increment(u.prompt_tokens);
-    metrics::counter!("zentoria_ai_tokens_total", "provider" => provider, "model" => route.model.clone(), "kind" => "completion")
+    route.meters.prompt_tokens.increment(u.prompt_tokens);
+    route
+        .meters
+        .completion_tokens
         .increment(u.completion_tokens);
 }
 

@@ -65,6 +65,21 @@ fn day_of(ms: i64) -> String {
     rfc3339(ms)[..10].to_owned()
 }
 
+/// Today (UTC), as stored: formatted once a day on each thread rather than for every request.
+fn today() -> String {
+    thread_local!(static DAY: std::cell::RefCell<(i64, String)> =
+        const { std::cell::RefCell::new((i64::MIN, String::new())) });
+    let ms = now_ms();
+    let n = ms.div_euclid(86_400_000);
+    DAY.with_borrow_mut(|(day, text)| {
+        if *day != n {
+            *day = n;
+            *text = day_of(ms);
+        }
+        text.clone()
+    })
+}
+
 fn month_start(day: &str) -> String {
     format!("{}-01", &day[..7])
 }
@@ -97,7 +112,7 @@ impl UsageLog {
     /// Counts one request (and its tokens, when the provider reported them).
     pub fn record(&self, p: &Principal, model: &str, usage: Option<Usage>, failed: bool) {
         let key = Key {
-            day: day_of(now_ms()),
+            day: today(),
             user_id: p.user_id.clone(),
             key_id: key_id(p).to_owned(),
             model: model.to_owned(),
@@ -175,7 +190,7 @@ impl UsageLog {
 
     /// Tokens the key spent this month (UTC), written or not.
     pub async fn month_tokens(&self, key_id: &str) -> Result<u64> {
-        let month = month_start(&day_of(now_ms()));
+        let month = month_start(&today());
         let cached = {
             let state = self.inner.state.lock().expect("usage lock");
             state
@@ -211,7 +226,7 @@ impl UsageLog {
     /// Usage between two days (inclusive): the caller's own, or everyone's for an admin who
     /// asks for all.
     pub async fn report(&self, p: &Principal, q: &UsageQuery) -> Result<UsageReport> {
-        let today = day_of(now_ms());
+        let today = today();
         let to = q.to.clone().unwrap_or_else(|| today.clone());
         let from = q.from.clone().unwrap_or_else(|| month_start(&today));
         for (name, d) in [("from", &from), ("to", &to)] {
@@ -367,6 +382,10 @@ mod tests {
         assert_eq!(day_of(1_798_761_599_999), "2026-12-31");
         assert_eq!(day_of(1_798_761_600_000), "2027-01-01");
         assert_eq!(month_start("2026-12-31"), "2026-12-01");
+        // The cached day is the day (unless midnight passes between the two calls).
+        let (a, b, c) = (day_of(now_ms()), today(), day_of(now_ms()));
+        assert!(b == a || b == c, "{a} {b} {c}");
+        assert_eq!(today(), today());
         assert!(is_day("2026-02-28"));
         for bad in ["2026-2-28", "20261228", "2026-12-0x", "2026-12-011"] {
             assert!(!is_day(bad), "{bad}");

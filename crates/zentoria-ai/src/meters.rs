@@ -1,0 +1,52 @@
+//! The Prometheus series of each model, registered once and kept: building a labelled key and
+//! looking it up in the registry for every request and token count showed in profiles of the
+//! gateway.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use metrics::{Counter, Histogram};
+
+/// One model's series (`provider/model`, labelled with both).
+pub(crate) struct ModelMeters {
+    pub request_seconds: Histogram,
+    pub time_to_first_token_seconds: Histogram,
+    pub prompt_tokens: Counter,
+    pub completion_tokens: Counter,
+}
+
+impl std::fmt::Debug for ModelMeters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ModelMeters")
+    }
+}
+
+/// Every model's series, made when the model is first asked for.
+#[derive(Default)]
+pub(crate) struct Meters {
+    by_model: RwLock<HashMap<String, Arc<ModelMeters>>>,
+}
+
+impl Meters {
+    pub fn of(&self, provider: &str, model: &str) -> Arc<ModelMeters> {
+        if let Some(m) = self.by_model.read().expect("meters lock").get(model) {
+            return m.clone();
+        }
+        let made = Arc::new(ModelMeters {
+            request_seconds: metrics::histogram!("zentoria_ai_request_seconds",
+                "provider" => provider.to_owned(), "model" => model.to_owned()),
+            time_to_first_token_seconds: metrics::histogram!("zentoria_ai_time_to_first_token_seconds",
+                "provider" => provider.to_owned(), "model" => model.to_owned()),
+            prompt_tokens: metrics::counter!("zentoria_ai_tokens_total",
+                "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "prompt"),
+            completion_tokens: metrics::counter!("zentoria_ai_tokens_total",
+                "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "completion"),
+        });
+        self.by_model
+            .write()
+            .expect("meters lock")
+            .entry(model.to_owned())
+            .or_insert(made)
+            .clone()
+    }
+}
