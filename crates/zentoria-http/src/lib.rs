@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod extract;
+mod meters;
 pub mod middleware;
 mod openapi;
 mod routes;
@@ -191,19 +192,28 @@ fn build(state: AppState, auth: Auth) -> Router {
     let doc = Arc::new(doc);
     let settings = state.settings.clone();
 
+    // Each `Router::layer` call boxes every route once more, and every request clones each
+    // box (an allocation and a deep clone apiece), so the layers are applied in as few calls
+    // as possible. In a `ServiceBuilder` the first layer is the outermost.
+
     // Request/response routes get body limits and a deadline; event streams live on.
-    let api = api
-        .merge(openapi::docs_router(doc))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            settings.body_limit_bytes,
-        ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(
-            settings.body_limit_bytes,
-        ))
-        .layer(TimeoutLayer::with_status_code(
-            axum::http::StatusCode::REQUEST_TIMEOUT,
-            settings.request_timeout,
-        ));
+    let api = api.merge(openapi::docs_router(doc)).layer(
+        ServiceBuilder::new()
+            .layer(TimeoutLayer::with_status_code(
+                axum::http::StatusCode::REQUEST_TIMEOUT,
+                settings.request_timeout,
+            ))
+            // The deadline's early answer needs a body type with a default.
+            .layer(tower_http::map_response_body::MapResponseBodyLayer::new(
+                axum::body::Body::new,
+            ))
+            .layer(tower_http::limit::RequestBodyLimitLayer::new(
+                settings.body_limit_bytes,
+            ))
+            .layer(axum::extract::DefaultBodyLimit::max(
+                settings.body_limit_bytes,
+            )),
+    );
     // Uploads enforce their own size limit while streaming (knowledge.max_upload_bytes).
     let long = long.layer(axum::extract::DefaultBodyLimit::disable());
     let router = api.merge(long);
@@ -220,51 +230,44 @@ fn build(state: AppState, auth: Auth) -> Router {
             },
         )),
     };
-    let router = router
-        .layer(axum::middleware::from_fn(middleware::metrics))
-        .with_state(state.clone());
-
-    let headers = ServiceBuilder::new()
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .into_inner();
-
-    let router = router
-        .layer(axum::middleware::from_fn(middleware::normalize_errors))
-        .layer(cors(&settings.cors_origins))
-        .layer(headers);
-    let router = if settings.hsts {
-        router.layer(SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
-        ))
-    } else {
-        router
-    };
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            state,
-            middleware::request_context,
-        ))
-        .layer(CatchPanicLayer::custom(middleware::panic_response))
+    let hsts = settings
+        .hsts
+        .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    router.with_state(state.clone()).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(middleware::panic_response))
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                middleware::request_context,
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::STRICT_TRANSPORT_SECURITY,
+                hsts,
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static(CSP),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(cors(&settings.cors_origins))
+            .layer(axum::middleware::from_fn(middleware::normalize_errors))
+            .layer(axum::middleware::from_fn(middleware::metrics)),
+    )
 }
 
 /// CORS for the configured origins only; with none, browsers keep their same-origin rule.
