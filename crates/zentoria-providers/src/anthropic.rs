@@ -435,7 +435,7 @@ impl AnthropicDecoder {
         if self.done {
             return Ok(());
         }
-        let value: Value = decode(&self.provider, "stream event", event.data.as_bytes())?;
+        let value: Value = decode(&self.provider, "stream event", &event.data)?;
         let kind = block_str(&value, "type")
             .or(event.event.as_deref())
             .unwrap_or_default()

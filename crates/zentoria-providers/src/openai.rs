@@ -476,8 +476,8 @@ impl OpenAiDecoder {
         if self.done {
             return Ok(());
         }
-        let data = event.data.trim();
-        if data == "[DONE]" {
+        let data = event.data.trim_ascii();
+        if data == b"[DONE]" {
             self.flush_calls(out)?;
             if let Some(usage) = self.usage.take() {
                 out.push_back(StreamEvent::Usage(usage));
@@ -492,7 +492,7 @@ impl OpenAiDecoder {
         if data.is_empty() {
             return Ok(());
         }
-        let chunk: Chunk = decode(&self.provider, "stream chunk", data.as_bytes())?;
+        let chunk: Chunk = decode(&self.provider, "stream chunk", data)?;
         if let Some(error) = chunk.error {
             let body = serde_json::json!({ "error": error }).to_string();
             let (message, kind) =
@@ -645,6 +645,15 @@ mod tests {
         let cut = &TOOL_STREAM[..TOOL_STREAM.find("data: [DONE]").unwrap()];
         let err = decode_all(&[cut.as_bytes()]).unwrap_err();
         assert!(matches!(err, ProviderError::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn text_that_is_not_utf8_is_a_protocol_error() {
+        let stream: &[u8] =
+            b"data: {\"choices\":[{\"delta\":{\"content\":\"caf\xe9\"}}]}\n\ndata: [DONE]\n\n";
+        let err = decode_all(&[stream]).unwrap_err();
+        assert!(matches!(err, ProviderError::Protocol { .. }), "{err}");
+        assert!(err.to_string().contains("malformed stream chunk"), "{err}");
     }
 
     #[test]

@@ -8,8 +8,9 @@
 pub struct SseEvent {
     /// The `event:` field, if present.
     pub event: Option<String>,
-    /// The `data:` fields joined with `\n`.
-    pub data: String,
+    /// The `data:` fields joined with `\n`, as bytes: whoever parses them checks their
+    /// encoding (serde_json checks every string it reads), so the bytes are not walked twice.
+    pub data: Vec<u8>,
 }
 
 /// Why the byte stream is not valid SSE.
@@ -25,7 +26,7 @@ pub struct SseParser {
     after_cr: bool,
     started: bool,
     event: Option<String>,
-    data: String,
+    data: Vec<u8>,
     has_data: bool,
 }
 
@@ -83,27 +84,32 @@ impl SseParser {
             self.dispatch(out);
             return Ok(());
         }
-        let line = std::str::from_utf8(line)
-            .map_err(|e| SseError(format!("event stream line is not UTF-8: {e}")))?;
-        if line.starts_with(':') {
+        if line.starts_with(b":") {
             return Ok(()); // comment / keep-alive
         }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
+        let (field, value) = match memchr::memchr(b':', line) {
+            Some(i) => {
+                let v = &line[i + 1..];
+                (&line[..i], v.strip_prefix(b" ").unwrap_or(v))
+            }
+            None => (line, &b""[..]),
         };
         match field {
-            "event" => self.event = Some(value.to_owned()),
-            "data" => {
+            b"event" => {
+                let name = std::str::from_utf8(value)
+                    .map_err(|e| SseError(format!("event stream event type is not UTF-8: {e}")))?;
+                self.event = Some(name.to_owned());
+            }
+            b"data" => {
                 if self.data.len() + value.len() > MAX_LINE {
                     return Err(too_long());
                 }
                 if self.has_data {
-                    self.data.push('\n');
-                    self.data.push_str(value);
+                    self.data.push(b'\n');
+                    self.data.extend_from_slice(value);
                 } else {
                     // Mostly an event is one data line: allocate it at its size.
-                    self.data = value.to_owned();
+                    self.data = value.to_vec();
                 }
                 self.has_data = true;
             }
@@ -149,7 +155,7 @@ mod tests {
     fn ev(event: Option<&str>, data: &str) -> SseEvent {
         SseEvent {
             event: event.map(str::to_owned),
-            data: data.to_owned(),
+            data: data.as_bytes().to_vec(),
         }
     }
 
@@ -265,7 +271,15 @@ event: ping\ndata: {}\r\rdata: [DONE]\n\n"
     }
 
     #[test]
-    fn invalid_utf8_is_an_error() {
-        assert!(parse_chunks(&[b"data: \xff\xfe\n\n"]).is_err());
+    fn data_passes_as_bytes_and_an_event_type_must_be_utf8() {
+        // Checking the data's encoding is the JSON parser's job (see the decoders' tests).
+        assert_eq!(
+            parse_chunks(&[b"data: \xff\xfe\n\n"]).unwrap(),
+            vec![SseEvent {
+                event: None,
+                data: b"\xff\xfe".to_vec()
+            }]
+        );
+        assert!(parse_chunks(&[b"event: \xff\ndata: x\n\n"]).is_err());
     }
 }
