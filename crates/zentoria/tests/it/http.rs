@@ -190,6 +190,17 @@ async fn metrics_expose_requests_auth_failures_and_pool() {
     let s = TestServer::start().await;
     let _ = s.http.get(s.at("/api/v1/keys")).send().await.unwrap();
     let _ = s.http.get(s.at("/health")).send().await.unwrap();
+    // A made-up method is counted, under one label whatever its name.
+    for name in ["BREW", "WHEN"] {
+        let method = reqwest::Method::from_bytes(name.as_bytes()).unwrap();
+        let r = s
+            .http
+            .request(method, s.at("/nowhere"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 404);
+    }
     let r = s.http.get(s.at("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
@@ -201,6 +212,15 @@ async fn metrics_expose_requests_auth_failures_and_pool() {
     let text = r.text().await.unwrap();
     assert!(text.contains("zentoria_http_requests_total{"), "{text}");
     assert!(text.contains("route=\"/api/v1/keys\""));
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("zentoria_http_requests_total{")
+                && l.contains("method=\"OTHER\"")
+                && l.contains("route=\"unmatched\"")
+                && l.contains("status=\"404\"")),
+        "{text}"
+    );
+    assert!(!text.contains("BREW") && !text.contains("WHEN"), "{text}");
     assert!(text.contains("zentoria_http_request_duration_seconds_bucket"));
     assert!(text.contains("zentoria_auth_failures_total"));
     assert!(text.contains("zentoria_db_pool_connections"));
