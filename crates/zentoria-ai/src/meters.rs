@@ -2,10 +2,10 @@
 //! looking it up in the registry for every request and token count showed in profiles of the
 //! gateway.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use metrics::{Counter, Histogram};
+use zentoria_core::cache::OnceMap;
 
 /// One model's series (`provider/model`, labelled with both).
 pub(crate) struct ModelMeters {
@@ -24,15 +24,13 @@ impl std::fmt::Debug for ModelMeters {
 /// Every model's series, made when the model is first asked for.
 #[derive(Default)]
 pub(crate) struct Meters {
-    by_model: RwLock<HashMap<String, Arc<ModelMeters>>>,
+    by_model: OnceMap<String, Arc<ModelMeters>>,
 }
 
 impl Meters {
     pub fn of(&self, provider: &str, model: &str) -> Arc<ModelMeters> {
-        if let Some(m) = self.by_model.read().expect("meters lock").get(model) {
-            return m.clone();
-        }
-        let made = Arc::new(ModelMeters {
+        self.by_model.get_or_make(model, || {
+            Arc::new(ModelMeters {
             request_seconds: metrics::histogram!("zentoria_ai_request_seconds",
                 "provider" => provider.to_owned(), "model" => model.to_owned()),
             time_to_first_token_seconds: metrics::histogram!("zentoria_ai_time_to_first_token_seconds",
@@ -41,12 +39,7 @@ impl Meters {
                 "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "prompt"),
             completion_tokens: metrics::counter!("zentoria_ai_tokens_total",
                 "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "completion"),
-        });
-        self.by_model
-            .write()
-            .expect("meters lock")
-            .entry(model.to_owned())
-            .or_insert(made)
-            .clone()
+            })
+        })
     }
 }

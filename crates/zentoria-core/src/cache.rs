@@ -1,10 +1,50 @@
-//! A small time-bounded cache for hot lookups (API keys, session liveness). Entries expire
-//! after a TTL and can be dropped at once, which is how revocation takes effect immediately.
+//! Small caches for hot lookups: [`TtlCache`], time-bounded (API keys, session liveness:
+//! entries expire after a TTL and can be dropped at once, which is how revocation takes effect
+//! immediately), and [`OnceMap`], values made once per key and kept (metric series).
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
+
+/// Values made once per key and kept for the map's life. Readers share a lock; a missing key
+/// is made under the write lock, so each is made once however many ask at the same time.
+pub struct OnceMap<K, V> {
+    inner: RwLock<HashMap<K, V>>,
+}
+
+impl<K, V> Default for OnceMap<K, V> {
+    fn default() -> Self {
+        OnceMap {
+            inner: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+impl<K: Eq + Hash, V: Clone> OnceMap<K, V> {
+    /// The value of `key`, made by `make` the first time it is asked for.
+    pub fn get_or_make<Q>(&self, key: &Q, make: impl FnOnce() -> V) -> V
+    where
+        K: Borrow<Q>,
+        Q: Eq + Hash + ToOwned<Owned = K> + ?Sized,
+    {
+        if let Some(v) = self
+            .inner
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            return v.clone();
+        }
+        self.inner
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.to_owned())
+            .or_insert_with(make)
+            .clone()
+    }
+}
 
 pub struct TtlCache<K, V> {
     ttl: Duration,
@@ -63,6 +103,27 @@ impl<K: Eq + Hash + Clone, V: Clone> TtlCache<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn once_map_makes_each_value_once_even_when_asked_at_once() {
+        let map: OnceMap<String, usize> = OnceMap::default();
+        let made = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..8 {
+                s.spawn(|| {
+                    for key in ["a", "b", "a"] {
+                        let v = map.get_or_make(key, || {
+                            made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            key.len() * 10
+                        });
+                        assert_eq!(v, 10);
+                    }
+                });
+            }
+        });
+        assert_eq!(made.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(map.get_or_make("a", || unreachable!()), 10);
+    }
 
     #[test]
     fn entries_expire_and_can_be_removed() {

@@ -3,10 +3,11 @@
 //! showed in profiles. The recorder is process-wide, and so are these.
 
 use std::collections::HashMap;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use axum::http::Method;
 use metrics::{Counter, Histogram};
+use zentoria_core::cache::OnceMap;
 
 /// `zentoria_http_requests_total` and `zentoria_http_request_duration_seconds` of one route
 /// template, method and status.
@@ -70,24 +71,16 @@ pub(crate) fn request(route: &str, method: &Method, status: u16) -> &'static Req
     series
 }
 
-/// The gateway's own-time histogram of `model` (`provider/model`), for whole answers
+/// The gateway's own-time histograms of `model` (`provider/model`), for whole answers
 /// (`[0]`) and streams (`[1]`).
-pub(crate) fn gateway_overhead(model: &str) -> &'static [Histogram; 2] {
-    static ALL: OnceLock<RwLock<HashMap<String, &'static [Histogram; 2]>>> = OnceLock::new();
-    let all = ALL.get_or_init(Default::default);
-    if let Some(h) = all.read().expect("meters lock").get(model) {
-        return h;
-    }
-    let mut by = all.write().expect("meters lock");
-    if let Some(h) = by.get(model) {
-        return h;
-    }
-    let provider = model.split_once('/').map_or(model, |(p, _)| p);
-    let series = |stream: &'static str| {
-        metrics::histogram!(crate::routes::gateway::OVERHEAD_METRIC,
-            "provider" => provider.to_owned(), "model" => model.to_owned(), "stream" => stream)
-    };
-    let h: &'static [Histogram; 2] = Box::leak(Box::new([series("false"), series("true")]));
-    by.insert(model.to_owned(), h);
-    h
+pub(crate) fn gateway_overhead(model: &str) -> Arc<[Histogram; 2]> {
+    static ALL: OnceLock<OnceMap<String, Arc<[Histogram; 2]>>> = OnceLock::new();
+    ALL.get_or_init(Default::default).get_or_make(model, || {
+        let provider = model.split_once('/').map_or(model, |(p, _)| p);
+        let series = |stream: &'static str| {
+            metrics::histogram!(crate::routes::gateway::OVERHEAD_METRIC,
+                "provider" => provider.to_owned(), "model" => model.to_owned(), "stream" => stream)
+        };
+        Arc::new([series("false"), series("true")])
+    })
 }
