@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use http::header::{HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -27,7 +27,7 @@ const MAX_MODEL_PAGES: usize = 50;
 pub struct AnthropicClient {
     transport: Transport,
     base: String,
-    messages_url: reqwest::Url,
+    messages_url: crate::client::Endpoint,
     default_max_tokens: u32,
 }
 
@@ -58,7 +58,14 @@ impl AnthropicClient {
             value.set_sensitive(true);
             headers.insert("x-api-key", value);
         }
-        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        let transport = Transport::new(
+            name,
+            config.options,
+            &config.proxy,
+            secret,
+            headers,
+            parse_error_body,
+        )?;
         let messages_url = transport.endpoint(&format!("{base}/v1/messages"))?;
         Ok(Self {
             transport,

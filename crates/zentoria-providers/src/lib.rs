@@ -35,6 +35,7 @@
 
 mod anthropic;
 mod breaker;
+mod client;
 mod error;
 pub mod ndjson;
 mod ollama;
@@ -53,6 +54,7 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use breaker::BreakerState;
+pub use client::Proxy;
 pub use error::{ProviderError, TimeoutPhase};
 pub use ollama::OllamaClient;
 pub use openai::OpenAiClient;

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use reqwest::header::HeaderMap;
+use http::header::HeaderMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 pub struct OllamaClient {
     transport: Transport,
     base: String,
-    chat_url: reqwest::Url,
+    chat_url: crate::client::Endpoint,
 }
 
 impl OllamaClient {
@@ -39,15 +39,22 @@ impl OllamaClient {
         let mut headers = HeaderMap::new();
         if let Some(secret) = &secret {
             let mut value =
-                reqwest::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
+                http::header::HeaderValue::from_str(&format!("Bearer {}", secret.expose()))
                     .map_err(|_| ProviderError::Config {
                         provider: name.to_owned(),
                         message: "API key contains characters not allowed in an HTTP header".into(),
                     })?;
             value.set_sensitive(true);
-            headers.insert(reqwest::header::AUTHORIZATION, value);
+            headers.insert(http::header::AUTHORIZATION, value);
         }
-        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        let transport = Transport::new(
+            name,
+            config.options,
+            &config.proxy,
+            secret,
+            headers,
+            parse_error_body,
+        )?;
         let chat_url = transport.endpoint(&format!("{base}/api/chat"))?;
         Ok(Self {
             transport,

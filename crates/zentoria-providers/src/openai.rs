@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue};
+use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,7 +24,7 @@ use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 pub struct OpenAiClient {
     transport: Transport,
     api_base: String,
-    chat_url: reqwest::Url,
+    chat_url: crate::client::Endpoint,
 }
 
 impl OpenAiClient {
@@ -56,7 +56,14 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let transport = Transport::new(name, config.options, secret, headers, parse_error_body)?;
+        let transport = Transport::new(
+            name,
+            config.options,
+            &config.proxy,
+            secret,
+            headers,
+            parse_error_body,
+        )?;
         let chat_url = transport.endpoint(&format!("{api_base}/chat/completions"))?;
         Ok(Self {
             transport,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::anthropic::AnthropicClient;
 use crate::breaker::BreakerState;
+use crate::client::Proxy;
 use crate::error::ProviderError;
 use crate::ollama::OllamaClient;
 use crate::openai::OpenAiClient;
@@ -68,6 +69,8 @@ pub struct ClientConfig {
     pub api_key: Option<String>,
     /// Timeouts, retries and circuit breaker.
     pub options: ProviderOptions,
+    /// How requests reach the provider: by default through the proxy the environment names.
+    pub proxy: Proxy,
 }
 
 impl ClientConfig {
@@ -99,6 +102,12 @@ impl ClientConfig {
         self.options = options;
         self
     }
+
+    /// Sets how requests reach the provider.
+    pub fn with_proxy(mut self, proxy: Proxy) -> Self {
+        self.proxy = proxy;
+        self
+    }
 }
 
 impl fmt::Debug for ClientConfig {
@@ -108,6 +117,7 @@ impl fmt::Debug for ClientConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "[redacted]"))
             .field("options", &self.options)
+            .field("proxy", &self.proxy)
             .finish()
     }
 }
@@ -126,8 +136,7 @@ pub(crate) fn base_url(
         provider: name.to_owned(),
         message,
     };
-    let url =
-        reqwest::Url::parse(raw).map_err(|e| config_error(format!("invalid base URL: {e}")))?;
+    let url = url::Url::parse(raw).map_err(|e| config_error(format!("invalid base URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(config_error(format!(
             "base URL must use http or https, not `{}`",

@@ -2,7 +2,6 @@
 //! the streaming state machine.
 
 use std::collections::VecDeque;
-use std::error::Error as _;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -12,17 +11,22 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use reqwest::header::{HeaderMap, HeaderValue};
-use reqwest::{Method, Response, Url};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Limited};
 use tokio::time::{Instant, timeout_at};
 
 use crate::breaker::{BreakerState, CircuitBreaker, Permit};
+use crate::client::{Endpoint, HttpClient, Proxy, Response, SendError, error_chain};
 use crate::error::{ProviderError, Secret, TimeoutPhase};
 use crate::options::ProviderOptions;
 use crate::types::{ChatResponse, ResponseBuilder, StreamEvent};
 
 /// Longest prefix of a non-JSON error body kept in an error message.
 const MAX_RAW_ERROR: usize = 512;
+
+/// Most of an error response's body read to find the upstream's message.
+const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Turns a provider's wire bytes into normalized events.
 pub(crate) trait Decoder: Send + 'static {
@@ -39,25 +43,25 @@ pub(crate) type ErrorBodyParser = fn(&[u8]) -> Option<(String, Option<String>)>;
 #[derive(Debug, Clone)]
 pub(crate) struct RequestSpec {
     pub method: Method,
-    /// Parsed once, when the client is made: parsing a URL for every request showed in
+    /// Resolved once, when the client is made: parsing a URL for every request showed in
     /// profiles.
-    pub url: Url,
+    pub endpoint: Endpoint,
     pub body: Option<Bytes>,
 }
 
 impl RequestSpec {
-    pub(crate) fn get(url: Url) -> Self {
+    pub(crate) fn get(endpoint: Endpoint) -> Self {
         Self {
             method: Method::GET,
-            url,
+            endpoint,
             body: None,
         }
     }
 
-    pub(crate) fn post_json(url: &Url, body: &impl serde::Serialize) -> Self {
+    pub(crate) fn post_json(endpoint: &Endpoint, body: &impl serde::Serialize) -> Self {
         Self {
             method: Method::POST,
-            url: url.clone(),
+            endpoint: endpoint.clone(),
             // Serializing our own request types cannot fail: they contain only strings,
             // numbers and `serde_json::Value`s.
             body: Some(Bytes::from(
@@ -70,7 +74,7 @@ impl RequestSpec {
 /// Shared HTTP client state of one provider instance.
 pub(crate) struct Transport {
     name: Arc<str>,
-    client: reqwest::Client,
+    http: HttpClient,
     options: ProviderOptions,
     breaker: Arc<CircuitBreaker>,
     secret: Option<Secret>,
@@ -94,22 +98,20 @@ impl Transport {
     pub(crate) fn new(
         name: &str,
         options: ProviderOptions,
+        proxy: &Proxy,
         secret: Option<Secret>,
         headers: HeaderMap,
         parse_error: ErrorBodyParser,
     ) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(options.connect_timeout)
-            .default_headers(headers)
-            .user_agent(concat!("zentoria-providers/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| ProviderError::Config {
+        let http = HttpClient::new(options.connect_timeout, proxy, headers).map_err(|message| {
+            ProviderError::Config {
                 provider: name.to_owned(),
-                message: format!("cannot build HTTP client: {e}"),
-            })?;
+                message,
+            }
+        })?;
         Ok(Self {
             name: Arc::from(name),
-            client,
+            http,
             breaker: CircuitBreaker::new(options.breaker_threshold, options.breaker_cooldown),
             options,
             secret,
@@ -118,11 +120,13 @@ impl Transport {
     }
 
     /// An endpoint of this provider; `url` is made from its validated base URL.
-    pub(crate) fn endpoint(&self, url: &str) -> Result<Url, ProviderError> {
-        Url::parse(url).map_err(|e| ProviderError::Config {
-            provider: self.name.to_string(),
-            message: format!("invalid endpoint URL {url:?}: {e}"),
-        })
+    pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint, ProviderError> {
+        self.http
+            .endpoint(url)
+            .map_err(|message| ProviderError::Config {
+                provider: self.name.to_string(),
+                message,
+            })
     }
 
     pub(crate) fn name(&self) -> &str {
@@ -184,7 +188,7 @@ impl Transport {
     }
 
     /// A successful response's whole body, refused past `max_response_bytes`.
-    async fn read_body(&self, mut response: Response) -> Result<Vec<u8>, ProviderError> {
+    async fn read_body(&self, response: Response) -> Result<Vec<u8>, ProviderError> {
         let max = self.options.max_response_bytes;
         let too_large = || {
             crate::error::protocol(
@@ -192,22 +196,26 @@ impl Transport {
                 format!("the response is larger than {max} bytes (max_response_bytes)"),
             )
         };
-        let declared = response.content_length().unwrap_or(0);
+        let declared = content_length(response.headers()).unwrap_or(0);
         if declared > max as u64 {
             return Err(too_large());
         }
         // Preallocate what the upstream declares (bounded above), not more.
         let mut body = Vec::with_capacity(declared as usize);
+        let mut incoming = response.into_body();
         loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
+            match incoming.frame().await {
+                Some(Ok(frame)) => {
+                    let Ok(chunk) = frame.into_data() else {
+                        continue; // trailers
+                    };
                     if body.len() + chunk.len() > max {
                         return Err(too_large());
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(body),
-                Err(e) => {
+                None => return Ok(body),
+                Some(Err(e)) => {
                     return Err(ProviderError::Connect {
                         provider: self.name.to_string(),
                         message: format!(
@@ -237,7 +245,7 @@ impl Transport {
                 let response = self.send(spec, deadline).await?;
                 let mut state = StreamState {
                     name: Arc::clone(&self.name),
-                    body: Box::pin(response.bytes_stream()),
+                    body: response.into_body(),
                     decoder: new_decoder(),
                     queue: VecDeque::new(),
                     eof: false,
@@ -303,18 +311,19 @@ impl Transport {
 
     /// Sends the request and returns the response if its status is 2xx.
     async fn send(&self, spec: &RequestSpec, deadline: Instant) -> Result<Response, ProviderError> {
-        let mut request = self.client.request(spec.method.clone(), spec.url.clone());
-        if let Some(body) = &spec.body {
-            request = request
-                .header(
-                    reqwest::header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )
-                .body(body.clone());
-        }
-        let response = match timeout_at(deadline, request.send()).await {
+        let content_type = spec
+            .body
+            .as_ref()
+            .map(|_| HeaderValue::from_static("application/json"));
+        let sent = self.http.send(
+            spec.method.clone(),
+            &spec.endpoint,
+            content_type,
+            spec.body.clone(),
+        );
+        let response = match timeout_at(deadline, sent).await {
             Err(_) => return Err(self.timeout(TimeoutPhase::FirstToken)),
-            Ok(Err(e)) => return Err(self.transport_error(&e)),
+            Ok(Err(e)) => return Err(self.transport_error(e)),
             Ok(Ok(response)) => response,
         };
         let status = response.status();
@@ -322,18 +331,40 @@ impl Transport {
             return Ok(response);
         }
         let retry_after = parse_retry_after(response.headers());
+        if status.is_redirection() {
+            let to = response
+                .headers()
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("nowhere");
+            return Err(ProviderError::Http {
+                provider: self.name.to_string(),
+                status: status.as_u16(),
+                kind: None,
+                message: self.scrub(&format!(
+                    "the provider redirects {} to {to}; redirects are not followed (they would \
+                     carry the API key elsewhere): set the base URL to where it points",
+                    spec.endpoint.uri()
+                )),
+                retry_after: None,
+            });
+        }
         // Best effort: the status alone is still a useful error if the body never arrives.
-        let body = timeout_at(deadline, response.bytes())
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let body = timeout_at(
+            deadline,
+            Limited::new(response.into_body(), MAX_ERROR_BODY).collect(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|collected| collected.to_bytes())
+        .unwrap_or_default();
         Err(self.status_error(status, retry_after, &body))
     }
 
     fn status_error(
         &self,
-        status: reqwest::StatusCode,
+        status: StatusCode,
         retry_after: Option<Duration>,
         body: &[u8],
     ) -> ProviderError {
@@ -352,7 +383,7 @@ impl Transport {
         });
         let message = self.scrub(&message);
         let provider = self.name.to_string();
-        if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        if status == StatusCode::TOO_MANY_REQUESTS {
             ProviderError::RateLimited {
                 provider,
                 retry_after,
@@ -369,24 +400,22 @@ impl Transport {
         }
     }
 
-    fn transport_error(&self, e: &reqwest::Error) -> ProviderError {
+    fn transport_error(&self, e: SendError) -> ProviderError {
         let provider = self.name.to_string();
-        if e.is_connect() && e.is_timeout() {
-            return ProviderError::Timeout {
+        match e {
+            SendError::Connect {
+                timed_out: true, ..
+            } => ProviderError::Timeout {
                 provider,
                 phase: TimeoutPhase::Connect,
                 after: self.options.connect_timeout,
-            };
-        }
-        if e.is_builder() {
-            return ProviderError::Config {
-                provider,
-                message: self.describe(e),
-            };
-        }
-        ProviderError::Connect {
-            provider,
-            message: self.describe(e),
+            },
+            SendError::Connect { message, .. } | SendError::Exchange(message) => {
+                ProviderError::Connect {
+                    provider,
+                    message: self.scrub(&message),
+                }
+            }
         }
     }
 
@@ -395,7 +424,7 @@ impl Transport {
     }
 
     /// The error and its causes on one line, without secrets.
-    fn describe(&self, e: &reqwest::Error) -> String {
+    fn describe(&self, e: &(dyn std::error::Error + 'static)) -> String {
         self.scrub(&error_chain(e))
     }
 
@@ -427,18 +456,8 @@ fn timeout_error(name: &str, phase: TimeoutPhase, options: &ProviderOptions) -> 
     }
 }
 
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -467,12 +486,10 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     get("retry-after").map(|secs| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
-
-/// The live half of a streaming call.
-struct StreamState<D> {
+/// The live half of a streaming call, reading body `B`.
+struct StreamState<D, B = hyper::body::Incoming> {
     name: Arc<str>,
-    body: ByteStream,
+    body: B,
     decoder: D,
     queue: VecDeque<StreamEvent>,
     eof: bool,
@@ -485,7 +502,12 @@ struct StreamState<D> {
     first_chunk_at: Option<Instant>,
 }
 
-impl<D: Decoder> StreamState<D> {
+impl<D, B> StreamState<D, B>
+where
+    D: Decoder,
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::error::Error + 'static,
+{
     /// Reads until at least one event is queued. With a `deadline` (first-token phase) the
     /// whole wait is bounded by it; otherwise each chunk read is bounded by the idle timeout.
     async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ProviderError> {
@@ -506,9 +528,12 @@ impl<D: Decoder> StreamState<D> {
                     TimeoutPhase::Idle,
                 ),
             };
-            let decoded = match timeout_at(wait, self.body.next()).await {
+            let decoded = match timeout_at(wait, self.body.frame()).await {
                 Err(_) => return Err(timeout_error(&self.name, phase, &self.options)),
-                Ok(Some(Ok(chunk))) => {
+                Ok(Some(Ok(frame))) => {
+                    let Ok(chunk) = frame.into_data() else {
+                        continue; // trailers
+                    };
                     if deadline.is_some() {
                         self.first_chunk_at = Some(Instant::now());
                     }
@@ -571,7 +596,12 @@ pub struct ChatStream {
 }
 
 impl ChatStream {
-    fn new<D: Decoder>(state: StreamState<D>, provider: Arc<str>, model: &str) -> Self {
+    fn new<D, B>(state: StreamState<D, B>, provider: Arc<str>, model: &str) -> Self
+    where
+        D: Decoder,
+        B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+        B::Error: std::error::Error + 'static,
+    {
         let inner = futures_util::stream::unfold(state, |mut state| async move {
             let item = state.next_item().await?;
             Some((item, state))
@@ -676,15 +706,15 @@ mod tests {
     }
 
     async fn run(chunks: &[&'static [u8]]) -> Vec<Result<StreamEvent, ProviderError>> {
-        let body = futures_util::stream::iter(
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(
             chunks
                 .iter()
-                .map(|c| Ok(Bytes::from_static(c)))
-                .collect::<Vec<reqwest::Result<Bytes>>>(),
-        );
+                .map(|c| Ok(hyper::body::Frame::data(Bytes::from_static(c))))
+                .collect::<Vec<Result<_, std::io::Error>>>(),
+        ));
         let state = StreamState {
             name: Arc::from("t"),
-            body: Box::pin(body),
+            body,
             decoder: ByteDecoder,
             queue: VecDeque::new(),
             eof: false,

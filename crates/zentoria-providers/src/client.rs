@@ -1,0 +1,479 @@
+//! The HTTP client under every provider: hyper's pooled HTTP/1.1 client over TCP or rustls,
+//! through an HTTP proxy when the environment (or the configuration) names one.
+//!
+//! hyper is used directly rather than through a higher-level client: each request is a fixed
+//! endpoint with fixed headers, so everything such a client does per request (re-parsing the
+//! URL for its redirect policy, a retry layer of its own, header merging) was measurable work
+//! for nothing. Redirects are not followed: a provider API that answers 3xx is misconfigured,
+//! and following it would re-send the API key and the body somewhere else.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, HOST, HeaderMap, HeaderValue, PROXY_AUTHORIZATION, USER_AGENT};
+use http::{Method, Request, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::rt::{Read, ReadBufCursor, Write};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::proxy::Tunnel;
+use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::proxy::matcher::Matcher;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use url::Url;
+
+/// How a provider's requests reach it.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum Proxy {
+    /// Through the proxy the environment names for the URL, as curl reads it: `HTTPS_PROXY`,
+    /// `HTTP_PROXY`, `ALL_PROXY` and `NO_PROXY` (upper or lower case), read when the client is
+    /// made.
+    #[default]
+    Environment,
+    /// Straight to the provider, whatever the environment says.
+    Direct,
+    /// Every request through this HTTP proxy: `http://[user:password@]host[:port]`. HTTPS
+    /// endpoints are reached through a `CONNECT` tunnel.
+    Url(String),
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proxy::Environment => f.write_str("Environment"),
+            Proxy::Direct => f.write_str("Direct"),
+            // Without the credentials a proxy URL may hold.
+            Proxy::Url(url) => match Url::parse(url.trim()) {
+                Ok(mut url) => {
+                    if url.password().is_some() {
+                        let _ = url.set_password(Some("redacted"));
+                    }
+                    f.debug_tuple("Url").field(&url.as_str()).finish()
+                }
+                Err(_) => f.write_str("Url(<invalid>)"),
+            },
+        }
+    }
+}
+
+/// A response whose body is still arriving.
+pub(crate) type Response = http::Response<Incoming>;
+
+/// Why a request could not be made.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// No connection could be made; `timed_out` when the connect timeout ran out.
+    Connect { message: String, timed_out: bool },
+    /// The connection broke while sending or before the response head arrived.
+    Exchange(String),
+}
+
+/// One fixed request target: the URI and the headers every request to it carries.
+#[derive(Debug, Clone)]
+pub(crate) struct Endpoint {
+    uri: Uri,
+    headers: HeaderMap,
+}
+
+impl Endpoint {
+    /// The endpoint's URL as configured (without credentials), for messages.
+    pub(crate) fn uri(&self) -> &Uri {
+        &self.uri
+    }
+}
+
+/// The pooled client of one provider instance.
+pub(crate) struct HttpClient {
+    client: Client<HttpsConnector<Connector>, Full<Bytes>>,
+    proxy: Option<Arc<Matcher>>,
+    headers: HeaderMap,
+}
+
+impl fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("proxied", &self.proxy.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpClient {
+    /// A client sending `headers` (plus a user agent) with every request. Values derived from
+    /// secrets must already be marked sensitive.
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        proxy: &Proxy,
+        mut headers: HeaderMap,
+    ) -> Result<Self, String> {
+        let proxy = match proxy {
+            Proxy::Environment => Some(Matcher::from_env()),
+            Proxy::Direct => None,
+            Proxy::Url(url) => {
+                let url = url.trim();
+                check_proxy_url(url)?;
+                Some(Matcher::builder().all(url.to_owned()).build())
+            }
+        }
+        .map(Arc::new);
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(Some(connect_timeout));
+        let connector = Connector {
+            tcp,
+            proxy: proxy.clone(),
+        };
+        let tls = HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+            .map_err(|e| format!("cannot set up TLS: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .build(tls);
+        headers.insert(
+            USER_AGENT,
+            HeaderValue::from_static(concat!("zentoria-providers/", env!("CARGO_PKG_VERSION"))),
+        );
+        Ok(Self {
+            client,
+            proxy,
+            headers,
+        })
+    }
+
+    /// Resolves `url` into an endpoint: its URI, its `Host` header (made once here rather than
+    /// on every request), credentials in the URL as basic authentication, and the proxy's
+    /// credentials when requests to it go through a forwarding proxy.
+    pub(crate) fn endpoint(&self, url: &str) -> Result<Endpoint, String> {
+        let mut parsed =
+            Url::parse(url).map_err(|e| format!("invalid endpoint URL {url:?}: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(format!("endpoint URL {url:?} must use http or https"));
+        }
+        let mut headers = self.headers.clone();
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            let user = percent_decode(parsed.username());
+            let password = parsed.password().map(percent_decode).unwrap_or_default();
+            if !headers.contains_key(AUTHORIZATION) {
+                headers.insert(AUTHORIZATION, basic_auth(&user, &password)?);
+            }
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+        }
+        let uri: Uri = parsed
+            .as_str()
+            .parse()
+            .map_err(|e| format!("invalid endpoint URL {url:?}: {e}"))?;
+        let authority = uri
+            .authority()
+            .ok_or_else(|| format!("endpoint URL {url:?} has no host"))?;
+        let host = match (authority.port_u16(), uri.scheme_str()) {
+            (Some(80), Some("http")) | (Some(443), Some("https")) | (None, _) => {
+                authority.host().to_owned()
+            }
+            (Some(port), _) => format!("{}:{port}", authority.host()),
+        };
+        headers.insert(
+            HOST,
+            HeaderValue::from_str(&host).map_err(|e| format!("invalid host in {url:?}: {e}"))?,
+        );
+        if let Some(via) = self.proxy.as_ref().and_then(|m| m.intercept(&uri)) {
+            check_proxy_url(&via.uri().to_string())?;
+            if uri.scheme_str() == Some("http")
+                && let Some(auth) = via.basic_auth()
+            {
+                let mut auth = auth.clone();
+                auth.set_sensitive(true);
+                headers.insert(PROXY_AUTHORIZATION, auth);
+            }
+        }
+        Ok(Endpoint { uri, headers })
+    }
+
+    /// Sends one request and waits for the response head.
+    pub(crate) async fn send(
+        &self,
+        method: Method,
+        endpoint: &Endpoint,
+        content_type: Option<HeaderValue>,
+        body: Option<Bytes>,
+    ) -> Result<Response, SendError> {
+        let mut request = Request::new(Full::new(body.unwrap_or_default()));
+        *request.method_mut() = method;
+        *request.uri_mut() = endpoint.uri.clone();
+        *request.headers_mut() = endpoint.headers.clone();
+        if let Some(content_type) = content_type {
+            request
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, content_type);
+        }
+        self.client.request(request).await.map_err(|e| {
+            let message = error_chain(&e);
+            if e.is_connect() {
+                let timed_out = source_chain(&e).any(|cause| {
+                    cause
+                        .downcast_ref::<io::Error>()
+                        .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+                });
+                SendError::Connect { message, timed_out }
+            } else {
+                SendError::Exchange(message)
+            }
+        })
+    }
+}
+
+/// Refuses proxies this client cannot speak to.
+fn check_proxy_url(url: &str) -> Result<(), String> {
+    let parsed = Url::parse(url).map_err(|e| format!("invalid proxy URL: {e}"))?;
+    match parsed.scheme() {
+        "http" if parsed.host_str().is_some() => Ok(()),
+        "http" => Err("the proxy URL has no host".into()),
+        other => Err(format!(
+            "proxies over `{other}` are not supported; use an http:// proxy (HTTPS endpoints \
+             are still reached through it with a CONNECT tunnel)"
+        )),
+    }
+}
+
+fn basic_auth(user: &str, password: &str) -> Result<HeaderValue, String> {
+    let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {token}"))
+        .map_err(|_| "the credentials in the URL cannot be sent in a header".to_owned())?;
+    value.set_sensitive(true);
+    Ok(value)
+}
+
+/// `%XX` escapes undone, as URL credentials are written.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%'
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push((hi * 16 + lo) as u8);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn source_chain<'a>(
+    e: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// An error and its causes on one line, each cause once.
+pub(crate) fn error_chain(e: &(dyn StdError + 'static)) -> String {
+    let mut text = e.to_string();
+    for cause in source_chain(e).skip(1) {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+    }
+    text
+}
+
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Opens TCP connections: straight to the destination, or through the proxy that applies to it
+/// (a `CONNECT` tunnel for HTTPS, a forwarding connection for plain HTTP).
+#[derive(Clone)]
+struct Connector {
+    tcp: HttpConnector,
+    proxy: Option<Arc<Matcher>>,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = Conn;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        let via = self.proxy.as_ref().and_then(|m| m.intercept(&dst));
+        let mut tcp = self.tcp.clone();
+        Box::pin(async move {
+            match via {
+                None => Ok(Conn::new(tcp.call(dst).await?, false)),
+                Some(via) if dst.scheme_str() == Some("https") => {
+                    let mut tunnel = Tunnel::new(via.uri().clone(), tcp);
+                    if let Some(auth) = via.basic_auth() {
+                        tunnel = tunnel.with_auth(auth.clone());
+                    }
+                    let io = tunnel.call(dst).await.map_err(|e| {
+                        format!("through the proxy {}: {}", via.uri(), error_chain(&e))
+                    })?;
+                    Ok(Conn::new(io, false))
+                }
+                Some(via) => {
+                    let io = tcp
+                        .call(via.uri().clone())
+                        .await
+                        .map_err(|e| format!("to the proxy {}: {}", via.uri(), error_chain(&e)))?;
+                    Ok(Conn::new(io, true))
+                }
+            }
+        })
+    }
+}
+
+/// A TCP connection that knows whether it leads to a forwarding proxy (so that requests on it
+/// name their whole URL).
+struct Conn {
+    io: TokioIo<TcpStream>,
+    proxied: bool,
+}
+
+impl Conn {
+    fn new(io: TokioIo<TcpStream>, proxied: bool) -> Self {
+        Self { io, proxied }
+    }
+}
+
+impl Connection for Conn {
+    fn connected(&self) -> Connected {
+        self.io.connected().proxy(self.proxied)
+    }
+}
+
+impl Read for Conn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl Write for Conn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(proxy: Proxy) -> HttpClient {
+        HttpClient::new(Duration::from_secs(1), &proxy, HeaderMap::new()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn endpoints_carry_host_and_url_credentials() {
+        let c = client(Proxy::Direct);
+        let e = c.endpoint("http://127.0.0.1:8080/v1/chat").unwrap();
+        assert_eq!(e.headers[HOST], "127.0.0.1:8080");
+        assert_eq!(e.uri.to_string(), "http://127.0.0.1:8080/v1/chat");
+        let e = c.endpoint("https://api.example.com:443/v1").unwrap();
+        assert_eq!(e.headers[HOST], "api.example.com");
+        let e = c.endpoint("http://us%40r:p%3Ass@host/x").unwrap();
+        // base64("us@r:p:ss")
+        assert_eq!(e.headers[AUTHORIZATION], "Basic dXNAcjpwOnNz");
+        assert!(e.headers[AUTHORIZATION].is_sensitive());
+        assert_eq!(
+            e.uri.to_string(),
+            "http://host/x",
+            "credentials leave the URI"
+        );
+        let e = c.endpoint("https://bücher.example/v1").unwrap();
+        assert_eq!(e.headers[HOST], "xn--bcher-kva.example");
+        assert!(c.endpoint("ftp://host/x").is_err());
+        assert!(c.endpoint("not a url").is_err());
+    }
+
+    #[tokio::test]
+    async fn proxies_are_checked_and_their_credentials_sent_to_forwarding_ones() {
+        let c = client(Proxy::Url("http://u:p@127.0.0.1:3128".into()));
+        let plain = c.endpoint("http://upstream.test/v1").unwrap();
+        // base64("u:p")
+        assert_eq!(plain.headers[PROXY_AUTHORIZATION], "Basic dTpw");
+        let tls = c.endpoint("https://upstream.test/v1").unwrap();
+        assert!(
+            !tls.headers.contains_key(PROXY_AUTHORIZATION),
+            "a tunnel's credentials go in the CONNECT, not to the upstream"
+        );
+        let err = HttpClient::new(
+            Duration::from_secs(1),
+            &Proxy::Url("socks5://127.0.0.1:1080".into()),
+            HeaderMap::new(),
+        )
+        .unwrap_err();
+        assert!(err.contains("socks5"), "{err}");
+        assert!(
+            HttpClient::new(
+                Duration::from_secs(1),
+                &Proxy::Url("nonsense".into()),
+                HeaderMap::new()
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn proxy_debug_hides_the_password() {
+        let shown = format!("{:?}", Proxy::Url("http://user:hunter2@proxy:3128".into()));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("user:redacted@proxy"), "{shown}");
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%20b%zz%4"), "a b%zz%4");
+        assert_eq!(percent_decode("%C3%A9"), "é");
+    }
+}
