@@ -233,10 +233,22 @@ for rate in $all_rates; do
         done
         # shellcheck disable=SC2086 # the lists split on spaces
         if listed "$rate" $RATES; then
+            up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
             "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 \
                 "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
-                "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" |
-                rate_rows "$rate" "$stream" direct zentoria
+                "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" >"$WORK/rate.json"
+            rate_rows "$rate" "$stream" direct zentoria <"$WORK/rate.json"
+            # Where the two cores went: CPU per request of each process in this run (the
+            # upstream answers both paths, the generator sends both).
+            python3 -c '
+import json, sys
+rate, secs, up, zt, hz = (float(x) for x in sys.argv[1:6])
+gen = json.loads(open(sys.argv[6]).readline())["generator_cpu_ms"] * 1000
+n = rate * secs
+print("# rate %d stream %s: CPU us/request: generator %.0f (per request sent), upstream %.0f (per answer), zentoria %.0f; cores busy: %.2f" % (
+    rate, sys.argv[7], gen / (2 * n), up / hz * 1e6 / (2 * n), zt / hz * 1e6 / n, (gen / 1e6 + (up + zt) / hz) / secs))' \
+                "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
+                "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream"
         fi
         # shellcheck disable=SC2086
         if [ "$PEER" = litellm ] && listed "$rate" $LITELLM_RATES; then
