@@ -10,7 +10,10 @@
 # fixed-rate runs (zentoria-bench rate); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
 # Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
 # gateway has a core of its own as it would beside a remote provider; ZT_WORKERS sets Zentoria's
-# runtime threads (TOKIO_WORKER_THREADS; default one per core).
+# runtime threads (TOKIO_WORKER_THREADS; default one per core). SEPARATE=1 gives each path its
+# own fixed-rate run (direct, then through Zentoria) instead of interleaving both in one: the
+# machine then carries the rate once, not twice, as it would with the generator and the provider
+# elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -25,7 +28,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"
+CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -220,6 +223,33 @@ for path, line in zip(sys.argv[3:], sys.stdin):
     own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
     print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@"
 }
+# One fixed-rate run of the generator at rate $1 (stream $2) on the paths named after them
+# (direct, zentoria: each gets the rate, interleaved), then a comment line saying where the
+# cores went: CPU per request of the generator (per request sent), of the fake upstream (per
+# answer) and of Zentoria (per request through it; idle work only when it had none).
+rate_run() {
+    local rate="$1" stream="$2" up0 zt0 args=() path
+    shift 2
+    for path in "$@"; do
+        if [ "$path" = zentoria ]; then args+=("$ZT/v1/chat/completions"); else args+=("$UP/v1/chat/completions"); fi
+        args+=("$WORK/body-$stream-$path.json")
+    done
+    up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
+    "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 "${args[@]}" >"$WORK/rate.json"
+    rate_rows "$rate" "$stream" "$@" <"$WORK/rate.json"
+    python3 -c '
+import json, sys
+rate, secs, up, zt, hz = (float(x) for x in sys.argv[1:6])
+paths = sys.argv[8:]
+gen = json.loads(open(sys.argv[6]).readline())["generator_cpu_ms"] * 1000
+n = rate * secs
+zt_us = "%.0f" % (zt / hz * 1e6 / n) if "zentoria" in paths else "idle"
+print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.0f, zentoria %s; cores busy: %.2f" % (
+    rate, sys.argv[7], "+".join(paths), gen / (len(paths) * n), up / hz * 1e6 / (len(paths) * n), zt_us,
+    (gen / 1e6 + (up + zt) / hz) / secs))' \
+        "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
+        "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream" "$@"
+}
 listed() { local x="$1" y; shift; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
@@ -233,22 +263,12 @@ for rate in $all_rates; do
         done
         # shellcheck disable=SC2086 # the lists split on spaces
         if listed "$rate" $RATES; then
-            up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
-            "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 \
-                "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
-                "$ZT/v1/chat/completions" "$WORK/body-$stream-zentoria.json" >"$WORK/rate.json"
-            rate_rows "$rate" "$stream" direct zentoria <"$WORK/rate.json"
-            # Where the two cores went: CPU per request of each process in this run (the
-            # upstream answers both paths, the generator sends both).
-            python3 -c '
-import json, sys
-rate, secs, up, zt, hz = (float(x) for x in sys.argv[1:6])
-gen = json.loads(open(sys.argv[6]).readline())["generator_cpu_ms"] * 1000
-n = rate * secs
-print("# rate %d stream %s: CPU us/request: generator %.0f (per request sent), upstream %.0f (per answer), zentoria %.0f; cores busy: %.2f" % (
-    rate, sys.argv[7], gen / (2 * n), up / hz * 1e6 / (2 * n), zt / hz * 1e6 / n, (gen / 1e6 + (up + zt) / hz) / secs))' \
-                "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
-                "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream"
+            if [ "$SEPARATE" = 1 ]; then
+                rate_run "$rate" "$stream" direct
+                rate_run "$rate" "$stream" zentoria
+            else
+                rate_run "$rate" "$stream" direct zentoria
+            fi
         fi
         # shellcheck disable=SC2086
         if [ "$PEER" = litellm ] && listed "$rate" $LITELLM_RATES; then
@@ -264,4 +284,4 @@ if [ "$PEER" = litellm ]; then
     echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"
     echo "# litellm $("$LITELLM_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'), uvicorn, LITELLM_WORKERS=$LITELLM_WORKERS"
 fi
-echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_WORKERS=${ZT_WORKERS:-cores}; $(date -u +%Y-%m-%d)"
+echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_WORKERS=${ZT_WORKERS:-cores}; SEPARATE=$SEPARATE; $(date -u +%Y-%m-%d)"
