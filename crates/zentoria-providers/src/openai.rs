@@ -17,7 +17,7 @@ use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
 };
-use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
+use crate::wire::{byte_keyed, decode, finish_with_tools, parse_arguments, parse_error_body};
 
 /// Client for an OpenAI-compatible server.
 #[derive(Debug)]
@@ -262,13 +262,16 @@ struct ModelEntry {
     owned_by: Option<String>,
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct WireUsage {
-    #[serde(default)]
     prompt_tokens: u64,
-    #[serde(default)]
     completion_tokens: u64,
 }
+byte_keyed!(WireUsage {
+    prompt_tokens,
+    completion_tokens
+});
 
 impl From<WireUsage> for Usage {
     fn from(u: WireUsage) -> Self {
@@ -376,49 +379,63 @@ fn parse_response(
     crate::wire::response_from_events(provider, events, model)
 }
 
-#[derive(Deserialize)]
+// The stream's events, decoded with keys compared as bytes (see `byte_keyed!`): the largest
+// cost of relaying a stream.
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct Chunk {
-    #[serde(default)]
     choices: Vec<ChunkChoice>,
-    #[serde(default)]
     usage: Option<WireUsage>,
-    #[serde(default)]
     error: Option<Value>,
 }
+byte_keyed!(Chunk {
+    choices,
+    usage,
+    error
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct ChunkChoice {
-    #[serde(default)]
     delta: Option<ChunkDelta>,
-    #[serde(default)]
     finish_reason: Option<String>,
 }
+byte_keyed!(ChunkChoice {
+    delta,
+    finish_reason
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct ChunkDelta {
-    #[serde(default)]
     content: Option<String>,
-    #[serde(default)]
     tool_calls: Option<Vec<DeltaToolCall>>,
 }
+byte_keyed!(ChunkDelta {
+    content,
+    tool_calls
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct DeltaToolCall {
-    #[serde(default)]
     index: Option<usize>,
-    #[serde(default)]
     id: Option<String>,
-    #[serde(default)]
     function: Option<DeltaFunction>,
 }
+byte_keyed!(DeltaToolCall {
+    index,
+    id,
+    function
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct DeltaFunction {
-    #[serde(default)]
     name: Option<String>,
-    #[serde(default)]
     arguments: Option<String>,
 }
+byte_keyed!(DeltaFunction { name, arguments });
 
 #[derive(Default)]
 struct PartialCall {
@@ -576,7 +593,97 @@ impl Decoder for OpenAiDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    fn chunk(json: &Value) -> Result<Chunk, ProviderError> {
+        decode("openai", "stream chunk", json.to_string().as_bytes())
+    }
+
+    #[test]
+    fn chunks_decode_by_key_with_escapes_unknowns_and_nulls() {
+        let raw = r#"{"id": "x", "object": "chat.completion.chunk", "created": 1, "extra": {"deep": [1, {"a": null}]},
+            "choices": [{"index": 0, "logprobs": null, "finish_reason": null,
+                         "delta": {"role": "assistant", "content": "h\u00e9 \"q\" \n"}},
+                        {"delta": null, "finish_reason": "stop"}],
+            "us\u0061ge": {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}}"#;
+        // (An escaped key is still the key it spells.)
+        let parsed: Result<Chunk, _> = decode("openai", "stream chunk", raw.as_bytes());
+        let parsed = parsed.unwrap();
+        assert_eq!(parsed.choices.len(), 2);
+        let delta = parsed.choices[0].delta.as_ref().unwrap();
+        assert_eq!(delta.content.as_deref(), Some("hé \"q\" \n"));
+        assert_eq!(parsed.choices[1].delta, None);
+        assert_eq!(parsed.choices[1].finish_reason.as_deref(), Some("stop"));
+        assert_eq!(
+            parsed.usage,
+            Some(WireUsage {
+                prompt_tokens: 3,
+                completion_tokens: 4
+            })
+        );
+        assert_eq!(parsed.error, None);
+        // Missing keys default; a wrong type or a non-object is an error, not a guess.
+        assert_eq!(chunk(&json!({})).unwrap(), Chunk::default());
+        assert!(chunk(&json!({"choices": "nope"})).is_err());
+        assert!(chunk(&json!([1, 2])).is_err());
+        assert!(chunk(&json!({"choices": [{"delta": {"content": 5}}]})).is_err());
+    }
+
+    proptest! {
+        /// Whatever the key order, unknown keys and the text, a chunk decodes to what was sent.
+        #[test]
+        fn chunks_round_trip(
+            text in "\\PC{0,40}",
+            finish in proptest::option::of("[a-z_]{1,12}"),
+            id in proptest::option::of("\\PC{0,12}"),
+            noise in proptest::collection::vec(("[a-z_]{1,10}", "\\PC{0,10}"), 0..4),
+            reverse in any::<bool>(),
+        ) {
+            let mut delta = serde_json::Map::new();
+            for (k, v) in &noise {
+                if !["content", "tool_calls"].contains(&k.as_str()) {
+                    delta.insert(k.clone(), json!(v));
+                }
+            }
+            delta.insert("content".into(), json!(text));
+            delta.insert("tool_calls".into(), json!([{"index": 2, "id": id, "function": {"name": "f", "arguments": text}}]));
+            let mut fields: Vec<(String, Value)> = vec![
+                ("choices".into(), json!([{"delta": delta, "finish_reason": finish}])),
+                ("model".into(), json!("m")),
+            ];
+            if reverse {
+                fields.reverse();
+            }
+            let object: serde_json::Map<String, Value> = fields.into_iter().collect();
+            let parsed = chunk(&Value::Object(object)).unwrap();
+            let expected = Chunk {
+                choices: vec![ChunkChoice {
+                    delta: Some(ChunkDelta {
+                        content: Some(text.clone()),
+                        tool_calls: Some(vec![DeltaToolCall {
+                            index: Some(2),
+                            id: id.clone(),
+                            function: Some(DeltaFunction {
+                                name: Some("f".into()),
+                                arguments: Some(text.clone()),
+                            }),
+                        }]),
+                    }),
+                    finish_reason: finish.clone(),
+                }],
+                usage: None,
+                error: None,
+            };
+            prop_assert_eq!(parsed, expected);
+        }
+
+        /// Hostile bytes are an error or a chunk, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = decode::<Chunk>("openai", "stream chunk", &bytes);
+        }
+    }
 
     fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
         let mut d = OpenAiDecoder::new("openai");

@@ -5,6 +5,72 @@ use serde_json::Value;
 use crate::error::{ProviderError, protocol};
 use crate::types::{ChatResponse, FinishReason, ResponseBuilder, StreamEvent};
 
+/// `Deserialize` for a struct whose fields all default, matching keys as bytes.
+///
+/// serde's derived field matching takes each key as a `str`, which serde_json first checks as
+/// UTF-8 — for the short keys of a stream's events, that check and its string scan were the
+/// largest single cost of decoding them. Here keys arrive through `deserialize_bytes` (escapes
+/// still resolved, no UTF-8 pass) and are compared as bytes. Unknown keys are skipped, missing
+/// ones keep the field's default, a repeated key keeps its last value, and the value must be a
+/// JSON object. Values are decoded as derived serde would (strings still checked as UTF-8).
+macro_rules! byte_keyed {
+    ($ty:ident { $($field:ident),+ $(,)? }) => {
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                #[allow(non_camel_case_types)]
+                enum Key {
+                    $($field,)+
+                    Other,
+                }
+
+                impl<'de> serde::Deserialize<'de> for Key {
+                    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                        struct KeyVisitor;
+                        impl serde::de::Visitor<'_> for KeyVisitor {
+                            type Value = Key;
+                            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                                f.write_str("a field name")
+                            }
+                            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Key, E> {
+                                $(if v == stringify!($field).as_bytes() {
+                                    return Ok(Key::$field);
+                                })+
+                                Ok(Key::Other)
+                            }
+                            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key, E> {
+                                self.visit_bytes(v.as_bytes())
+                            }
+                        }
+                        d.deserialize_bytes(KeyVisitor)
+                    }
+                }
+
+                struct ObjectVisitor;
+                impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
+                    }
+                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
+                        let mut value = $ty::default();
+                        while let Some(key) = map.next_key::<Key>()? {
+                            match key {
+                                $(Key::$field => value.$field = map.next_value()?,)+
+                                Key::Other => {
+                                    map.next_value::<serde::de::IgnoredAny>()?;
+                                }
+                            }
+                        }
+                        Ok(value)
+                    }
+                }
+                deserializer.deserialize_map(ObjectVisitor)
+            }
+        }
+    };
+}
+pub(crate) use byte_keyed;
+
 /// Parses streamed or string-encoded tool-call arguments. An empty string means "no arguments".
 pub(crate) fn parse_arguments(
     provider: &str,
