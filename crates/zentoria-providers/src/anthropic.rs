@@ -43,7 +43,7 @@ impl AnthropicClient {
     pub fn new(config: ClientConfig) -> Result<Self, ProviderError> {
         let name = config.name.as_deref().unwrap_or(Self::DEFAULT_NAME);
         let base = base_url(name, config.base_url.as_deref(), Self::DEFAULT_BASE_URL)?;
-        let secret = config.api_key.and_then(Secret::new);
+        let secret = config.api_key.as_deref().and_then(Secret::new);
         let mut headers = HeaderMap::new();
         headers.insert(
             "anthropic-version",
@@ -58,14 +58,7 @@ impl AnthropicClient {
             value.set_sensitive(true);
             headers.insert("x-api-key", value);
         }
-        let transport = Transport::new(
-            name,
-            config.options,
-            &config.proxy,
-            secret,
-            headers,
-            parse_error_body,
-        )?;
+        let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let messages_url = transport.endpoint(&format!("{base}/v1/messages"))?;
         Ok(Self {
             transport,

@@ -184,7 +184,7 @@ pub(crate) fn protocol(provider: &str, message: impl Into<String>) -> ProviderEr
 pub(crate) struct Secret(String);
 
 impl Secret {
-    pub(crate) fn new(value: String) -> Option<Self> {
+    pub(crate) fn new(value: &str) -> Option<Self> {
         let trimmed = value.trim();
         (!trimmed.is_empty()).then(|| Self(trimmed.to_owned()))
     }
@@ -249,9 +249,9 @@ mod tests {
 
     #[test]
     fn secret_is_redacted() {
-        let s = Secret::new("sk-123".into()).unwrap();
+        let s = Secret::new("sk-123").unwrap();
         assert_eq!(format!("{s:?}"), "[redacted]");
         assert_eq!(s.scrub("key sk-123 bad"), "key [redacted] bad");
-        assert!(Secret::new("  ".into()).is_none());
+        assert!(Secret::new("  ").is_none());
     }
 }

@@ -35,7 +35,10 @@ impl OllamaClient {
     pub fn new(config: ClientConfig) -> Result<Self, ProviderError> {
         let name = config.name.as_deref().unwrap_or(Self::DEFAULT_NAME);
         let base = base_url(name, config.base_url.as_deref(), Self::DEFAULT_BASE_URL)?;
-        let secret = config.api_key.and_then(crate::error::Secret::new);
+        let secret = config
+            .api_key
+            .as_deref()
+            .and_then(crate::error::Secret::new);
         let mut headers = HeaderMap::new();
         if let Some(secret) = &secret {
             let mut value =
@@ -47,14 +50,7 @@ impl OllamaClient {
             value.set_sensitive(true);
             headers.insert(http::header::AUTHORIZATION, value);
         }
-        let transport = Transport::new(
-            name,
-            config.options,
-            &config.proxy,
-            secret,
-            headers,
-            parse_error_body,
-        )?;
+        let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let chat_url = transport.endpoint(&format!("{base}/api/chat"))?;
         Ok(Self {
             transport,

@@ -43,7 +43,7 @@ impl OpenAiClient {
         } else {
             format!("{base}/v1")
         };
-        let secret = config.api_key.and_then(Secret::new);
+        let secret = config.api_key.as_deref().and_then(Secret::new);
         let mut headers = HeaderMap::new();
         if let Some(secret) = &secret {
             let mut value =
@@ -56,14 +56,7 @@ impl OpenAiClient {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let transport = Transport::new(
-            name,
-            config.options,
-            &config.proxy,
-            secret,
-            headers,
-            parse_error_body,
-        )?;
+        let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let chat_url = transport.endpoint(&format!("{api_base}/chat/completions"))?;
         Ok(Self {
             transport,

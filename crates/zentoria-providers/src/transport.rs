@@ -17,9 +17,10 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::{Instant, timeout_at};
 
 use crate::breaker::{BreakerState, CircuitBreaker, Permit};
-use crate::client::{Endpoint, HttpClient, Proxy, Response, SendError, error_chain};
+use crate::client::{Endpoint, HttpClient, Response, SendError, error_chain};
 use crate::error::{ProviderError, Secret, TimeoutPhase};
 use crate::options::ProviderOptions;
+use crate::provider::ClientConfig;
 use crate::types::{ChatResponse, ResponseBuilder, StreamEvent};
 
 /// Longest prefix of a non-JSON error body kept in an error message.
@@ -93,22 +94,22 @@ impl fmt::Debug for Transport {
 }
 
 impl Transport {
-    /// Builds a client. `headers` are sent with every request; values derived from `secret`
-    /// must already be marked sensitive.
+    /// Builds a client with `config`'s options and proxy. `headers` are sent with every
+    /// request; values derived from `secret` must already be marked sensitive.
     pub(crate) fn new(
         name: &str,
-        options: ProviderOptions,
-        proxy: &Proxy,
+        config: &ClientConfig,
         secret: Option<Secret>,
         headers: HeaderMap,
         parse_error: ErrorBodyParser,
     ) -> Result<Self, ProviderError> {
-        let http = HttpClient::new(options.connect_timeout, proxy, headers).map_err(|message| {
-            ProviderError::Config {
+        let options = config.options.clone();
+        let http = HttpClient::new(options.connect_timeout, &config.proxy, headers).map_err(
+            |message| ProviderError::Config {
                 provider: name.to_owned(),
                 message,
-            }
-        })?;
+            },
+        )?;
         Ok(Self {
             name: Arc::from(name),
             http,
