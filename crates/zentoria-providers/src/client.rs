@@ -7,12 +7,13 @@
 //! for nothing. Redirects are not followed: a provider API that answers 3xx is misconfigured,
 //! and following it would re-send the API key and the body somewhere else.
 
+use std::cell::RefCell;
 use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -24,9 +25,9 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
@@ -93,10 +94,24 @@ impl Endpoint {
 }
 
 /// The pooled client of one provider instance.
+///
+/// Its connections are pooled per thread: hyper runs each connection as a task on the runtime
+/// that opened it, so a request on another thread would wake that one twice (to write, and to
+/// hand back the response). With the server's thread per core, a request and its upstream
+/// connection stay on one thread.
 pub(crate) struct HttpClient {
-    client: Client<HttpsConnector<Connector>, Full<Bytes>>,
+    connector: HttpsConnector<Connector>,
+    /// Identifies this client's pools in [`POOLS`]; they go when it does.
+    token: Arc<()>,
     proxy: Option<Arc<Matcher>>,
     headers: HeaderMap,
+}
+
+type Pool = Client<HttpsConnector<Connector>, Full<Bytes>>;
+
+thread_local! {
+    /// Each thread's pools, by the [`HttpClient::token`] of the client they belong to.
+    static POOLS: RefCell<Vec<(Weak<()>, Pool)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl fmt::Debug for HttpClient {
@@ -139,18 +154,33 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            .build(tls);
         headers.insert(
             USER_AGENT,
             HeaderValue::from_static(concat!("zentoria-providers/", env!("CARGO_PKG_VERSION"))),
         );
         Ok(Self {
-            client,
+            connector: tls,
+            token: Arc::new(()),
             proxy,
             headers,
+        })
+    }
+
+    /// Starts `request` on this thread's pool, made on the thread's first request.
+    fn start(&self, request: Request<Full<Bytes>>) -> ResponseFuture {
+        POOLS.with_borrow_mut(|pools| {
+            let mine = Arc::as_ptr(&self.token);
+            if let Some((_, pool)) = pools.iter().find(|(token, _)| token.as_ptr() == mine) {
+                return pool.request(request);
+            }
+            pools.retain(|(token, _)| token.strong_count() > 0);
+            let pool = Client::builder(TokioExecutor::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(Duration::from_secs(90))
+                .build(self.connector.clone());
+            let response = pool.request(request);
+            pools.push((Arc::downgrade(&self.token), pool));
+            response
         })
     }
 
@@ -220,7 +250,7 @@ impl HttpClient {
                 .headers_mut()
                 .insert(http::header::CONTENT_TYPE, content_type);
         }
-        self.client.request(request).await.map_err(|e| {
+        self.start(request).await.map_err(|e| {
             let message = error_chain(&e);
             if e.is_connect() {
                 let timed_out = source_chain(&e).any(|cause| {

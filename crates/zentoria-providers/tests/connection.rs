@@ -227,3 +227,46 @@ async fn https_endpoints_speak_tls() {
         "a TLS handshake record opens the connection"
     );
 }
+
+#[tokio::test]
+async fn connections_are_pooled_per_thread() {
+    use std::sync::atomic::Ordering;
+
+    let fake = Fake::start(Wire::OpenAi).await;
+    let provider = Arc::new(provider(&fake.base_url, Proxy::Direct));
+    for _ in 0..3 {
+        provider.chat(&request()).await.unwrap();
+    }
+    assert_eq!(
+        fake.state.connections.load(Ordering::Relaxed),
+        1,
+        "requests on one thread reuse its connection"
+    );
+
+    // Another thread with a runtime of its own (as each HTTP serving thread has) gets a
+    // connection of its own, and reuses it in turn.
+    let other = Arc::clone(&provider);
+    tokio::task::spawn_blocking(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            for _ in 0..2 {
+                let answer = other.chat(&request()).await.unwrap();
+                assert_eq!(answer.message.content, "Hello, world!");
+            }
+        });
+    })
+    .await
+    .unwrap();
+    assert_eq!(fake.state.connections.load(Ordering::Relaxed), 2);
+
+    provider.chat(&request()).await.unwrap();
+    assert_eq!(
+        fake.state.connections.load(Ordering::Relaxed),
+        2,
+        "the first thread's connection is still pooled"
+    );
+    assert_eq!(fake.chat_requests().len(), 6);
+}

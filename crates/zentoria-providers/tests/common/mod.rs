@@ -161,6 +161,8 @@ pub struct FakeState {
     /// Signalled whenever a stalled stream's client disconnects.
     pub disconnected: Notify,
     pub disconnects: AtomicUsize,
+    /// Connections accepted.
+    pub connections: AtomicUsize,
 }
 
 /// A running fake upstream.
@@ -177,12 +179,17 @@ impl Fake {
             requests: Mutex::new(Vec::new()),
             disconnected: Notify::new(),
             disconnects: AtomicUsize::new(0),
+            connections: AtomicUsize::new(0),
         });
         let app = Router::new()
             .fallback(handle)
             .with_state(Arc::clone(&state));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let counted = Arc::clone(&state);
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |_| {
+            counted.connections.fetch_add(1, Ordering::Relaxed);
+        });
         tokio::spawn(async move {
             axum::serve(listener, app).await.unwrap();
         });
