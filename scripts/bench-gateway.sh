@@ -9,8 +9,9 @@
 # Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 2000 4000") and RATE_SECS (10) for the
 # fixed-rate runs (zentoria-bench rate); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
 # Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
-# gateway has a core of its own as it would beside a remote provider; ZT_WORKERS sets Zentoria's
-# runtime threads (TOKIO_WORKER_THREADS; default one per core). SEPARATE=1 gives each path its
+# gateway has a core of its own as it would beside a remote provider; ZT_THREADS sets Zentoria's
+# HTTP serving threads (ZENTORIA_HTTP_THREADS; default one per core), ZT_WORKERS the threads of
+# its main runtime (TOKIO_WORKER_THREADS: jobs, indexing; default one per core). SEPARATE=1 gives each path its
 # own fixed-rate run (direct, then through Zentoria) instead of interleaving both in one: the
 # machine then carries the rate once, not twice, as it would with the generator and the provider
 # elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
@@ -28,7 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; SEPARATE="${SEPARATE:-0}"
+CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -88,6 +89,7 @@ echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --
 KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat)"
 PORT="$(free_port)"
 if [ -n "$ZT_WORKERS" ]; then ON_GATEWAY=(env TOKIO_WORKER_THREADS="$ZT_WORKERS" "${ON_GATEWAY[@]}"); fi
+if [ -n "$ZT_THREADS" ]; then ON_GATEWAY=(env ZENTORIA_HTTP_THREADS="$ZT_THREADS" "${ON_GATEWAY[@]}"); fi
 "${ON_GATEWAY[@]}" "$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
 ZT_PID=$!
 ZT="http://127.0.0.1:$PORT"
@@ -284,4 +286,4 @@ if [ "$PEER" = litellm ]; then
     echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"
     echo "# litellm $("$LITELLM_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'), uvicorn, LITELLM_WORKERS=$LITELLM_WORKERS"
 fi
-echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_WORKERS=${ZT_WORKERS:-cores}; SEPARATE=$SEPARATE; $(date -u +%Y-%m-%d)"
+echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_THREADS=${ZT_THREADS:-cores}; ZT_WORKERS=${ZT_WORKERS:-cores}; SEPARATE=$SEPARATE; $(date -u +%Y-%m-%d)"

@@ -253,6 +253,8 @@ pub struct HttpConfig {
     pub hsts: bool,
     /// Peers whose `X-Forwarded-For` is believed (e.g. a local reverse proxy).
     pub trusted_proxies: Vec<String>,
+    /// Threads serving HTTP connections, each with a runtime of its own; 0 = one per core.
+    pub threads: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -312,6 +314,7 @@ impl Default for HttpConfig {
             metrics_require_auth: false,
             hsts: false,
             trusted_proxies: Vec::new(),
+            threads: 0,
         }
     }
 }
@@ -473,6 +476,14 @@ impl Config {
 
     pub fn request_timeout(&self) -> Duration {
         dur(&self.http.request_timeout)
+    }
+
+    /// The HTTP serving threads to start: `http.threads`, or one per core when 0.
+    pub fn http_threads(&self) -> usize {
+        match self.http.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     pub fn jobs_poll_interval(&self) -> Duration {

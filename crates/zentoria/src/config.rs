@@ -95,6 +95,10 @@ const ENV: &[(&str, bool, Setter)] = &[
         c.http.trusted_proxies = list(&v);
         Ok(())
     }),
+    ("ZENTORIA_HTTP_THREADS", false, |c, v| {
+        c.http.threads = num(&v)?;
+        Ok(())
+    }),
     ("ZENTORIA_JOBS_WORKERS", false, |c, v| {
         c.jobs.workers = boolean(&v)?;
         Ok(())

@@ -5,9 +5,10 @@
 pub mod cli;
 pub mod config;
 mod knowledge_cli;
+mod server;
 
 use std::future::Future;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -215,22 +216,11 @@ pub async fn serve(
         .ai
         .watch_providers(std::time::Duration::from_secs(2));
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
-    // Without TCP_NODELAY, small writes (every event of a stream) wait for the peer's delayed
-    // ACK: 40 ms per streamed answer, measured (docs/BENCHMARKS.md, gateway).
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("the HTTP server failed")?;
+    let threads = services.config.http_threads();
+    let mut server = server::Server::start(listener, app, threads)?;
+    tracing::info!(%addr, threads, version = env!("CARGO_PKG_VERSION"), "zentoria is listening");
+    shutdown.await;
+    let drained = server.drain().await;
     tracing::info!("shutting down");
     if let Some(w) = workers {
         w.shutdown().await;
@@ -239,7 +229,8 @@ pub async fn serve(
     provider_watch.abort();
     indexer.stop().await;
     services.close().await;
-    Ok(())
+    server.finish().await;
+    drained.context("the HTTP server failed")
 }
 
 fn knowledge_settings(c: &Config) -> anyhow::Result<zentoria_knowledge::KnowledgeSettings> {
