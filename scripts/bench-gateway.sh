@@ -15,6 +15,8 @@
 # own fixed-rate run (direct, then through Zentoria) instead of interleaving both in one: the
 # machine then carries the rate once, not twice, as it would with the generator and the provider
 # elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
+# PERF=1 counts, with perf stat on Zentoria during each fixed-rate run through it, its CPU time,
+# context switches and epoll_wait/futex calls per request (apt-get install linux-perf; root).
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -29,7 +31,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
+CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -229,6 +231,7 @@ for path, line in zip(sys.argv[3:], sys.stdin):
 # (direct, zentoria: each gets the rate, interleaved), then a comment line saying where the
 # cores went: CPU per request of the generator (per request sent), of the fake upstream (per
 # answer) and of Zentoria (per request through it; idle work only when it had none).
+listed() { local x="$1" y; shift; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
 rate_run() {
     local rate="$1" stream="$2" up0 zt0 args=() path
     shift 2
@@ -237,8 +240,24 @@ rate_run() {
         args+=("$WORK/body-$stream-$path.json")
     done
     up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
+    local perf_pid=""
+    if [ "$PERF" = 1 ] && listed zentoria "$@"; then
+        perf stat -x, -o "$WORK/perf.csv" -e task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex \
+            -p "$ZT_PID" -- sleep "$RATE_SECS" &
+        perf_pid=$!
+    fi
     "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 "${args[@]}" >"$WORK/rate.json"
     rate_rows "$rate" "$stream" "$@" <"$WORK/rate.json"
+    if [ -n "$perf_pid" ]; then
+        wait "$perf_pid"
+        python3 -c '
+import csv, sys
+n = float(sys.argv[1]) * float(sys.argv[2])
+v = {r[2]: float(r[0]) for r in csv.reader(l for l in open(sys.argv[3]) if l[0].isdigit())}
+print("# perf stat on zentoria, per request: CPU %.0f us, context switches %.2f, epoll_wait %.2f, futex %.2f" % (
+    v["task-clock"] * 1000 / n, v["context-switches"] / n,
+    v["syscalls:sys_enter_epoll_wait"] / n, v["syscalls:sys_enter_futex"] / n))' "$rate" "$RATE_SECS" "$WORK/perf.csv"
+    fi
     python3 -c '
 import json, sys
 rate, secs, up, zt, hz = (float(x) for x in sys.argv[1:6])
@@ -252,7 +271,6 @@ print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.
         "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
         "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream" "$@"
 }
-listed() { local x="$1" y; shift; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
 echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
