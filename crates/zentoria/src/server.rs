@@ -168,25 +168,35 @@ impl Shard {
     }
 }
 
-/// Accepts connections and gives each to the serving thread with the fewest open.
-async fn accept(mut listener: TcpListener, routes: Vec<Route>) {
+/// Accepts connections and gives each to the serving thread with the fewest open. A thread
+/// that has stopped (it would only by a bug) is left out from then on, rather than being the
+/// one with the fewest open forever.
+async fn accept(mut listener: TcpListener, mut routes: Vec<Route>) {
     loop {
         // axum's accept retries by itself: it logs and pauses on errors such as EMFILE.
         let (tcp, peer) = Listener::accept(&mut listener).await;
-        let tcp = match tcp.into_std() {
+        let mut tcp = match tcp.into_std() {
             Ok(tcp) => tcp,
             Err(e) => {
                 tracing::debug!(error = %e, %peer, "cannot hand over a connection");
                 continue;
             }
         };
-        let Some(route) = routes.iter().min_by_key(|r| r.open.load(Ordering::Relaxed)) else {
-            return;
-        };
-        route.open.fetch_add(1, Ordering::Relaxed);
-        if route.connections.send((tcp, peer)).is_err() {
-            // The thread has stopped; the connection is dropped (closed) with the message.
-            route.open.fetch_sub(1, Ordering::Relaxed);
+        loop {
+            let Some(i) = (0..routes.len()).min_by_key(|&i| routes[i].open.load(Ordering::Relaxed))
+            else {
+                tracing::error!("every HTTP serving thread has stopped; no longer accepting");
+                return;
+            };
+            routes[i].open.fetch_add(1, Ordering::Relaxed);
+            match routes[i].connections.send((tcp, peer)) {
+                Ok(()) => break,
+                Err(mpsc::error::SendError((back, _))) => {
+                    tracing::error!("an HTTP serving thread has stopped");
+                    routes.swap_remove(i);
+                    tcp = back;
+                }
+            }
         }
     }
 }
@@ -379,6 +389,32 @@ mod tests {
         drop(tcp);
         server.drain().await.unwrap();
         server.finish().await;
+    }
+
+    #[tokio::test]
+    async fn a_stopped_thread_gets_no_more_connections() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut routes = Vec::new();
+        let mut receivers = Vec::new();
+        for _ in 0..2 {
+            let (connections, incoming) = mpsc::unbounded_channel();
+            routes.push(Route {
+                connections,
+                open: Arc::new(AtomicUsize::new(0)),
+            });
+            receivers.push(incoming);
+        }
+        let mut alive = receivers.pop().unwrap();
+        drop(receivers); // the first thread has stopped
+        let acceptor = tokio::spawn(accept(listener, routes));
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            clients.push(TcpStream::connect(addr).await.unwrap());
+            let (_, peer) = alive.recv().await.unwrap();
+            assert_eq!(peer, clients.last().unwrap().local_addr().unwrap());
+        }
+        acceptor.abort();
     }
 
     #[tokio::test]
