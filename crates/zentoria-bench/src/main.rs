@@ -30,9 +30,24 @@ use zentoria_core::Role;
 use zentoria_core::config::Config;
 use zentoria_platform::{ClientInfo, NewKeyRequest};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // The load generator and the fake upstream share the cores with what they measure: each
+    // runs on one thread, so a request wakes no other thread of theirs (a futex wake and a
+    // context switch each way on the work-stealing runtime). The rest host Zentoria itself and
+    // get the runtime `zentoria serve` has.
+    let runtime = match args.first().map(String::as_str) {
+        Some("rate" | "fake-openai") => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        _ => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?,
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: Vec<String>) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         Some("auth") => auth(args.get(1).cloned().unwrap_or_default()).await,
         Some("worker") if args.len() >= 3 => {

@@ -7,6 +7,7 @@
 //! (target k of n is due k/n of an interval after target 0), so a stall of the machine —
 //! frequent on a shared VM — lands on every path alike instead of on whichever ran then.
 
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,12 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustix::time::{
+    ClockId, Itimerspec, TimerfdClockId, TimerfdFlags, TimerfdTimerFlags, Timespec, clock_gettime,
+    timerfd_create, timerfd_settime,
+};
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
 use tokio::sync::Semaphore;
 
 pub struct Target {
@@ -37,6 +44,9 @@ pub struct Plan {
 struct Sent {
     target: usize,
     latency: Option<Duration>,
+    /// How long after it was due the generator got to send it (its own delay, part of
+    /// `latency`).
+    late: Duration,
     /// The gateway's own time as it reports it (`x-zentoria-overhead-ms`), when it does.
     own_ms: Option<f64>,
 }
@@ -76,64 +86,67 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let per_target = plan.rate * plan.secs;
     let interval = Duration::from_secs_f64(1.0 / plan.rate as f64);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Sent>();
-    // The schedule is kept by an OS thread: its sleeps are precise to tens of microseconds,
-    // where tokio's timer rounds up to whole milliseconds and would blur the latencies.
-    let (due_tx, mut due_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Instant)>();
+    let mut pacer = Pacer::new()?;
     let start = Instant::now() + Duration::from_millis(100);
-    let pacer = std::thread::spawn(move || {
-        for i in 0..per_target * n as u64 {
-            let target = (i % n as u64) as usize;
+    let total = per_target * n as u64;
+    let mut i = 0;
+    while i < total {
+        // Every request due by now is sent; then the thread sleeps until the next is due.
+        let now = Instant::now();
+        while i < total {
             let due = start + interval.mul_f64(i as f64 / n as f64);
-            let now = Instant::now();
             if due > now {
-                std::thread::sleep(due - now);
+                break;
             }
-            if due_tx.send((target, due)).is_err() {
-                return;
-            }
-        }
-    });
-    while let Some((target, due)) = due_rx.recv().await {
-        let (client, slots, tx) = (clients[target].clone(), slots[target].clone(), tx.clone());
-        let requests = requests.clone();
-        tokio::spawn(async move {
-            let Ok(_slot) = slots.acquire_owned().await else {
-                return;
-            };
-            let (uri, auth, body) = &requests[target];
-            let mut request = Request::new(Full::new(body.clone()));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = uri.clone();
-            let headers = request.headers_mut();
-            headers.insert(AUTHORIZATION, auth.clone());
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            let (ok, own_ms) = match client.request(request).await {
-                Ok(r) if r.status().is_success() => {
-                    let own_ms = r
-                        .headers()
-                        .get("x-zentoria-overhead-ms")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.parse::<f64>().ok());
-                    (r.into_body().collect().await.is_ok(), own_ms)
-                }
-                _ => (false, None),
-            };
-            let latency = ok.then(|| due.elapsed());
-            let _ = tx.send(Sent {
-                target,
-                latency,
-                own_ms,
+            let target = (i % n as u64) as usize;
+            i += 1;
+            let (client, slots, tx) = (clients[target].clone(), slots[target].clone(), tx.clone());
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                let late = due.elapsed();
+                let Ok(_slot) = slots.acquire_owned().await else {
+                    return;
+                };
+                let (uri, auth, body) = &requests[target];
+                let mut request = Request::new(Full::new(body.clone()));
+                *request.method_mut() = Method::POST;
+                *request.uri_mut() = uri.clone();
+                let headers = request.headers_mut();
+                headers.insert(AUTHORIZATION, auth.clone());
+                headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                let (ok, own_ms) = match client.request(request).await {
+                    Ok(r) if r.status().is_success() => {
+                        let own_ms = r
+                            .headers()
+                            .get("x-zentoria-overhead-ms")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.parse::<f64>().ok());
+                        (r.into_body().collect().await.is_ok(), own_ms)
+                    }
+                    _ => (false, None),
+                };
+                let latency = ok.then(|| due.elapsed());
+                let _ = tx.send(Sent {
+                    target,
+                    latency,
+                    late,
+                    own_ms,
+                });
             });
-        });
+        }
+        if i < total {
+            pacer
+                .sleep_until(start + interval.mul_f64(i as f64 / n as f64))
+                .await?;
+        }
     }
-    pacer
-        .join()
-        .map_err(|_| anyhow::anyhow!("the pacing thread panicked"))?;
     drop(tx);
     let mut latencies: Vec<Vec<f64>> = vec![Vec::with_capacity(per_target as usize); n];
     let mut own: Vec<Vec<f64>> = vec![Vec::new(); n];
+    let mut late: Vec<Vec<f64>> = vec![Vec::with_capacity(per_target as usize); n];
     let mut errors = vec![0u64; n];
     while let Some(s) = rx.recv().await {
+        late[s.target].push(s.late.as_secs_f64() * 1000.0);
         match s.latency {
             Some(d) => latencies[s.target].push(d.as_secs_f64() * 1000.0),
             None => errors[s.target] += 1,
@@ -142,13 +155,14 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let generator_cpu_ms = own_cpu_ms();
-    for (i, (mut l, mut o)) in latencies.into_iter().zip(own).enumerate() {
+    for (i, ((mut l, mut o), mut late)) in latencies.into_iter().zip(own).zip(late).enumerate() {
         let mut line = serde_json::json!({
             "url": targets[i].url, "rate": plan.rate, "sent": per_target, "ok": l.len(),
             "errors": errors[i], "achieved_per_s": l.len() as f64 / elapsed,
             "p50_ms": quantile(&mut l, 0.50), "p90_ms": quantile(&mut l, 0.90),
             "p99_ms": quantile(&mut l, 0.99), "p999_ms": quantile(&mut l, 0.999),
             "generator_cpu_ms": generator_cpu_ms,
+            "late_p50_ms": quantile(&mut late, 0.50), "late_p99_ms": quantile(&mut late, 0.99),
         });
         if !o.is_empty() {
             // What the gateway reports as its own time, beside what the client saw.
@@ -159,6 +173,62 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// Sleeps until an instant, to within microseconds, on the runtime's own thread: a timerfd
+/// (`CLOCK_MONOTONIC`, which `Instant` reads on Linux) registered with tokio's reactor. tokio's
+/// own timer rounds up to whole milliseconds, which would blur the latencies; an OS thread
+/// sleeping for the schedule would cost a cross-thread wake-up per request.
+struct Pacer {
+    timer: AsyncFd<OwnedFd>,
+    /// The same moment on both clocks, to turn an `Instant` into an absolute timer value.
+    epoch: (Instant, Timespec),
+}
+
+impl Pacer {
+    fn new() -> anyhow::Result<Self> {
+        let fd = timerfd_create(
+            TimerfdClockId::Monotonic,
+            TimerfdFlags::NONBLOCK | TimerfdFlags::CLOEXEC,
+        )?;
+        let epoch = (Instant::now(), clock_gettime(ClockId::Monotonic));
+        // Deprecated because an arbitrary `AsRawFd` may change or close its descriptor while
+        // registered; an `OwnedFd` moved in here cannot, which is the contract the unsafe
+        // `register_with_interest` asks for (this workspace forbids `unsafe`).
+        #[allow(deprecated)]
+        let timer = AsyncFd::with_interest(fd, Interest::READABLE)?;
+        Ok(Self { timer, epoch })
+    }
+
+    async fn sleep_until(&mut self, when: Instant) -> anyhow::Result<()> {
+        let Some(ahead) = when.checked_duration_since(self.epoch.0) else {
+            return Ok(());
+        };
+        let at = self.epoch.1 + Timespec::try_from(ahead)?;
+        let zero = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        timerfd_settime(
+            self.timer.get_ref(),
+            TimerfdTimerFlags::ABSTIME,
+            &Itimerspec {
+                it_interval: zero,
+                it_value: at,
+            },
+        )?;
+        loop {
+            let mut ready = self.timer.readable().await?;
+            let mut expirations = [0u8; 8];
+            match ready.try_io(|fd| Ok(rustix::io::read(fd.get_ref(), &mut expirations)?)) {
+                Ok(read) => {
+                    read?;
+                    return Ok(());
+                }
+                Err(_would_block) => continue,
+            }
+        }
+    }
 }
 
 /// CPU time (user + system) this process has used so far, in milliseconds, from
