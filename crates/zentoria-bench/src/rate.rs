@@ -89,12 +89,13 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
     let mut pacer = Pacer::new()?;
     let start = Instant::now() + Duration::from_millis(100);
     let total = per_target * n as u64;
+    let due_at = |i: u64| start + interval.mul_f64(i as f64 / n as f64);
     let mut i = 0;
     while i < total {
         // Every request due by now is sent; then the thread sleeps until the next is due.
         let now = Instant::now();
         while i < total {
-            let due = start + interval.mul_f64(i as f64 / n as f64);
+            let due = due_at(i);
             if due > now {
                 break;
             }
@@ -135,9 +136,7 @@ pub async fn run(plan: Plan) -> anyhow::Result<()> {
             });
         }
         if i < total {
-            pacer
-                .sleep_until(start + interval.mul_f64(i as f64 / n as f64))
-                .await?;
+            pacer.sleep_until(due_at(i)).await?;
         }
     }
     drop(tx);
