@@ -505,11 +505,10 @@ fn write_json(out: &mut Vec<u8>, v: &impl Serialize) {
 }
 
 /// A whole event holding `data`.
-fn frame(data: &impl Serialize) -> Bytes {
-    let mut out = b"data: ".to_vec();
-    write_json(&mut out, data);
+fn frame(out: &mut Vec<u8>, data: &impl Serialize) {
+    out.extend_from_slice(b"data: ");
+    write_json(out, data);
     out.extend_from_slice(b"\n\n");
-    Bytes::from(out)
 }
 
 impl Chunker {
@@ -524,95 +523,290 @@ impl Chunker {
         Chunker { head }
     }
 
-    fn start(&self, extra: usize) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.head.len() + extra + 96);
+    /// Appends an event's common start to `out`, with room for `extra` bytes more.
+    fn start(&self, out: &mut Vec<u8>, extra: usize) {
+        out.reserve(self.head.len() + extra + 96);
         out.extend_from_slice(&self.head);
-        out
     }
 
-    fn delta(&self, delta: Delta<'_>, finish_reason: Option<&str>) -> Bytes {
-        let mut out = self.start(delta.content.map_or(0, str::len));
+    fn delta(&self, out: &mut Vec<u8>, delta: Delta<'_>, finish_reason: Option<&str>) {
+        self.start(out, delta.content.map_or(0, str::len));
         out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":");
-        write_json(&mut out, &delta);
+        write_json(out, &delta);
         out.extend_from_slice(b",\"finish_reason\":");
-        write_json(&mut out, &finish_reason);
+        write_json(out, &finish_reason);
         out.extend_from_slice(b",\"logprobs\":null}]}\n\n");
-        Bytes::from(out)
     }
 
-    fn usage(&self, u: &Usage) -> Bytes {
-        let mut out = self.start(0);
+    fn usage(&self, out: &mut Vec<u8>, u: &Usage) {
+        self.start(out, 0);
         out.extend_from_slice(b"\"choices\":[],\"usage\":");
-        write_json(&mut out, &WireUsage::of(u));
+        write_json(out, &WireUsage::of(u));
         out.extend_from_slice(b"}\n\n");
-        Bytes::from(out)
     }
 }
 
 /// Normalized events → OpenAI `chat.completion.chunk` events, then `[DONE]`. An upstream
 /// failure mid-stream is sent as an `error` object (as OpenAI does) and ends the stream.
+///
+/// Events that have already arrived go out together: each body chunk holds every event ready
+/// when it was polled (up to [`BATCH_BYTES`]), so an upstream read carrying many events costs
+/// one chunk and one write to the client instead of one per event (hyper flushes after 16
+/// queued chunks, so a 21-event answer took two writes). Nothing waits for a batch to fill:
+/// a chunk is sent as soon as no further event is ready.
 fn chunk_stream(
     upstream: zentoria_ai::EventStream,
     id: &str,
     created: i64,
     model: &str,
     include_usage: bool,
-) -> impl Stream<Item = Result<Bytes, Infallible>> + use<> {
-    let chunks = Chunker::new(id, created, model);
-    let first = chunks.delta(
-        Delta {
-            role: Some("assistant"),
-            content: Some(""),
-            ..Delta::default()
-        },
-        None,
-    );
-    let mut tool_index = 0usize;
-    let mut usage: Option<Usage> = None;
-    let mut ended = false;
-    let body = upstream.filter_map(move |item| {
-        let out = match item {
-            _ if ended => None,
-            Ok(StreamEvent::Delta { text }) => Some(vec![chunks.delta(
+) -> Chunks {
+    Chunks {
+        upstream,
+        chunker: Chunker::new(id, created, model),
+        started: false,
+        ended: false,
+        include_usage,
+        tool_index: 0,
+        usage: None,
+    }
+}
+
+/// The most bytes of events put in one body chunk; past it the chunk is sent and the rest of
+/// the ready events go in the next.
+const BATCH_BYTES: usize = 64 * 1024;
+
+/// The body of a streamed chat completion: see [`chunk_stream`].
+struct Chunks {
+    upstream: zentoria_ai::EventStream,
+    chunker: Chunker,
+    /// The opening event (the assistant's role) has been written.
+    started: bool,
+    /// `[DONE]` or an error has been written, or the upstream ended: nothing more is read.
+    ended: bool,
+    include_usage: bool,
+    tool_index: usize,
+    usage: Option<Usage>,
+}
+
+impl Chunks {
+    /// Writes the events for one upstream item into `out`.
+    fn write(&mut self, item: Result<StreamEvent, zentoria_ai::ProviderError>, out: &mut Vec<u8>) {
+        let chunks = &self.chunker;
+        match item {
+            Ok(StreamEvent::Delta { text }) => chunks.delta(
+                out,
                 Delta {
                     content: Some(&text),
                     ..Delta::default()
                 },
                 None,
-            )]),
+            ),
             Ok(StreamEvent::ToolCall(call)) => {
-                let c = WireToolCall::of(Some(tool_index), &call);
-                tool_index += 1;
-                Some(vec![chunks.delta(
+                let c = WireToolCall::of(Some(self.tool_index), &call);
+                self.tool_index += 1;
+                chunks.delta(
+                    out,
                     Delta {
                         tool_calls: vec![c],
                         ..Delta::default()
                     },
                     None,
-                )])
+                );
             }
-            Ok(StreamEvent::Usage(u)) => {
-                usage = Some(u);
-                None
-            }
+            Ok(StreamEvent::Usage(u)) => self.usage = Some(u),
             Ok(StreamEvent::Done { finish_reason }) => {
-                ended = true;
-                let mut events = vec![chunks.delta(Delta::default(), Some(finish(&finish_reason)))];
-                if include_usage {
-                    events.push(chunks.usage(&usage.unwrap_or_default()));
+                self.ended = true;
+                chunks.delta(out, Delta::default(), Some(finish(&finish_reason)));
+                if self.include_usage {
+                    chunks.usage(out, &self.usage.take().unwrap_or_default());
                 }
-                events.push(Bytes::from_static(DONE));
-                Some(events)
+                out.extend_from_slice(DONE);
             }
             Err(e) => {
-                ended = true;
+                self.ended = true;
                 let err = json!({"error": {"message": e.to_string(), "type": "upstream_error", "code": "upstream_error"}});
-                Some(vec![frame(&err)])
+                frame(out, &err);
             }
+        }
+    }
+}
+
+impl Stream for Chunks {
+    type Item = Result<Bytes, Infallible>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        use std::task::Poll;
+        let this = &mut *self;
+        let mut out = Vec::new();
+        if !this.started {
+            this.started = true;
+            this.chunker.delta(
+                &mut out,
+                Delta {
+                    role: Some("assistant"),
+                    content: Some(""),
+                    ..Delta::default()
+                },
+                None,
+            );
+        }
+        while !this.ended && out.len() < BATCH_BYTES {
+            match this.upstream.poll_next_unpin(cx) {
+                Poll::Ready(Some(item)) => this.write(item, &mut out),
+                Poll::Ready(None) => this.ended = true,
+                Poll::Pending => break,
+            }
+        }
+        if !out.is_empty() {
+            Poll::Ready(Some(Ok(Bytes::from(out))))
+        } else if this.ended {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    /// Upstream events as a test script: `Some(item)` is ready, `None` answers `Pending` once.
+    struct Script(VecDeque<Option<Result<StreamEvent, zentoria_ai::ProviderError>>>);
+
+    impl Stream for Script {
+        type Item = Result<StreamEvent, zentoria_ai::ProviderError>;
+
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            match self.0.pop_front() {
+                Some(Some(item)) => Poll::Ready(Some(item)),
+                Some(None) => {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+                None => Poll::Ready(None),
+            }
+        }
+    }
+
+    fn delta(text: &str) -> Option<Result<StreamEvent, zentoria_ai::ProviderError>> {
+        Some(Ok(StreamEvent::Delta { text: text.into() }))
+    }
+
+    fn done() -> Option<Result<StreamEvent, zentoria_ai::ProviderError>> {
+        Some(Ok(StreamEvent::Done {
+            finish_reason: FinishReason::Stop,
+        }))
+    }
+
+    /// What the body gives on each poll: a chunk's text, `"<pending>"`, then `"<end>"`.
+    fn polls(script: Vec<Option<Result<StreamEvent, zentoria_ai::ProviderError>>>) -> Vec<String> {
+        let mut body = chunk_stream(Box::pin(Script(script.into())), "chatcmpl-1", 7, "m", true);
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut seen = Vec::new();
+        loop {
+            match Pin::new(&mut body).poll_next(&mut cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    seen.push(String::from_utf8(chunk.to_vec()).expect("utf-8"))
+                }
+                Poll::Pending => seen.push("<pending>".into()),
+                Poll::Ready(None) => {
+                    seen.push("<end>".into());
+                    return seen;
+                }
+            }
+        }
+    }
+
+    /// The JSON of each `data:` event in `text`, `[DONE]` as a string.
+    fn events(text: &str) -> Vec<Value> {
+        text.split_terminator("\n\n")
+            .map(|e| {
+                let data = e.strip_prefix("data: ").expect("an SSE data line");
+                serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_ready_together_go_out_in_one_chunk() {
+        let seen = polls(vec![delta("Hel"), delta("lo"), done()]);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[1], "<end>");
+        let events = events(&seen[0]);
+        assert_eq!(events.len(), 6, "{events:?}"); // role, 2 deltas, finish, usage, [DONE]
+        assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
+        assert_eq!(events[1]["choices"][0]["delta"]["content"], "Hel");
+        assert_eq!(events[2]["choices"][0]["delta"]["content"], "lo");
+        assert_eq!(events[3]["choices"][0]["finish_reason"], "stop");
+        assert_eq!(events[4]["usage"]["total_tokens"], 0);
+        assert_eq!(events[5], "[DONE]");
+        for e in &events[..5] {
+            assert_eq!(e["id"], "chatcmpl-1");
+            assert_eq!(e["object"], "chat.completion.chunk");
+            assert_eq!(e["model"], "m");
+        }
+    }
+
+    #[test]
+    fn nothing_waits_for_a_later_event() {
+        let seen = polls(vec![delta("a"), None, delta("b"), None, None, done()]);
+        assert_eq!(seen.len(), 5, "{seen:?}");
+        assert_eq!(events(&seen[0]).len(), 2); // role and "a", sent before "b" exists
+        assert_eq!(events(&seen[0])[1]["choices"][0]["delta"]["content"], "a");
+        assert_eq!(events(&seen[1]).len(), 1);
+        assert_eq!(events(&seen[1])[0]["choices"][0]["delta"]["content"], "b");
+        assert_eq!(seen[2], "<pending>");
+        assert_eq!(events(&seen[3]).len(), 3); // finish, usage, [DONE]
+        assert_eq!(seen[4], "<end>");
+    }
+
+    #[test]
+    fn a_chunk_holds_at_most_a_batch() {
+        let piece = "x".repeat(1000);
+        let mut script: Vec<_> = (0..200).map(|_| delta(&piece)).collect();
+        script.push(done());
+        let seen = polls(script);
+        let chunks = &seen[..seen.len() - 1];
+        assert!(chunks.len() >= 3, "{} chunks", chunks.len());
+        for c in chunks {
+            assert!(c.len() < BATCH_BYTES + 2 * piece.len(), "{} bytes", c.len());
+        }
+        let all: Vec<Value> = chunks.iter().flat_map(|c| events(c)).collect();
+        assert_eq!(all.len(), 1 + 200 + 3);
+        assert!(
+            all[1..201]
+                .iter()
+                .all(|e| e["choices"][0]["delta"]["content"] == piece.as_str())
+        );
+        assert_eq!(all[203], "[DONE]");
+    }
+
+    #[test]
+    fn an_upstream_failure_ends_the_stream_with_an_error_event() {
+        let failure = zentoria_ai::ProviderError::Protocol {
+            provider: "openai".into(),
+            message: "stream interrupted".into(),
         };
-        std::future::ready(out)
-    });
-    futures_util::stream::once(std::future::ready(first))
-        .chain(body.flat_map(futures_util::stream::iter))
-        .map(Ok)
+        let seen = polls(vec![delta("a"), Some(Err(failure)), delta("never")]);
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        let events = events(&seen[0]);
+        assert_eq!(events.len(), 3);
+        assert_eq!(events[2]["error"]["type"], "upstream_error");
+        assert!(
+            events[2]["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("stream interrupted")
+        );
+        assert!(!seen[0].contains("never"));
+    }
 }
