@@ -16,7 +16,7 @@
 # machine then carries the rate once, not twice, as it would with the generator and the provider
 # elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
 # PERF=1 counts, with perf stat on Zentoria during each fixed-rate run through it, its CPU time,
-# context switches and epoll_wait/futex calls per request (apt-get install linux-perf; root).
+# context switches and epoll_wait/futex/writev/recvfrom calls per request (apt-get install linux-perf; root).
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -242,7 +242,7 @@ rate_run() {
     up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
     local perf_pid=""
     if [ "$PERF" = 1 ] && listed zentoria "$@"; then
-        perf stat -x, -o "$WORK/perf.csv" -e task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex \
+        perf stat -x, -o "$WORK/perf.csv" -e task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom \
             -p "$ZT_PID" -- sleep "$RATE_SECS" &
         perf_pid=$!
     fi
@@ -254,9 +254,10 @@ rate_run() {
 import csv, sys
 n = float(sys.argv[1]) * float(sys.argv[2])
 v = {r[2]: float(r[0]) for r in csv.reader(l for l in open(sys.argv[3]) if l[0].isdigit())}
-print("# perf stat on zentoria, per request: CPU %.0f us, context switches %.2f, epoll_wait %.2f, futex %.2f" % (
+print("# perf stat on zentoria, per request: CPU %.0f us, context switches %.2f, epoll_wait %.2f, futex %.2f, writev %.2f, recvfrom %.2f" % (
     v["task-clock"] * 1000 / n, v["context-switches"] / n,
-    v["syscalls:sys_enter_epoll_wait"] / n, v["syscalls:sys_enter_futex"] / n))' "$rate" "$RATE_SECS" "$WORK/perf.csv"
+    v["syscalls:sys_enter_epoll_wait"] / n, v["syscalls:sys_enter_futex"] / n,
+    v["syscalls:sys_enter_writev"] / n, v["syscalls:sys_enter_recvfrom"] / n))' "$rate" "$RATE_SECS" "$WORK/perf.csv"
     fi
     python3 -c '
 import json, sys

@@ -21,7 +21,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use zentoria_platform::Platform;
 use zentoria_platform::ratelimit::RateLimiter;
@@ -158,10 +157,6 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
-const CSP: &str = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
-                   script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
-                   form-action 'self'";
-
 /// How requests are authenticated.
 enum Auth {
     /// Credentials are checked and rate limits applied: the only mode a server runs in.
@@ -230,9 +225,8 @@ fn build(state: AppState, auth: Auth) -> Router {
             },
         )),
     };
-    let hsts = settings
-        .hsts
-        .then(|| HeaderValue::from_static("max-age=31536000; includeSubDomains"));
+    // Security headers, error shape, metrics and the log line are all done by
+    // `request_context`, one layer, rather than a layer each.
     router.with_state(state.clone()).layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(middleware::panic_response))
@@ -240,43 +234,21 @@ fn build(state: AppState, auth: Auth) -> Router {
                 state,
                 middleware::request_context,
             ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::STRICT_TRANSPORT_SECURITY,
-                hsts,
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CACHE_CONTROL,
-                HeaderValue::from_static("no-store"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::REFERRER_POLICY,
-                HeaderValue::from_static("no-referrer"),
-            ))
-            .layer(SetResponseHeaderLayer::if_not_present(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static(CSP),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_FRAME_OPTIONS,
-                HeaderValue::from_static("DENY"),
-            ))
-            .layer(SetResponseHeaderLayer::overriding(
-                header::X_CONTENT_TYPE_OPTIONS,
-                HeaderValue::from_static("nosniff"),
-            ))
-            .layer(cors(&settings.cors_origins))
-            .layer(axum::middleware::from_fn(middleware::normalize_errors))
-            .layer(axum::middleware::from_fn(middleware::metrics)),
+            .option_layer(cors(&settings.cors_origins)),
     )
 }
 
-/// CORS for the configured origins only; with none, browsers keep their same-origin rule.
-fn cors(origins: &[String]) -> CorsLayer {
+/// CORS for the configured origins only; with none, no CORS layer: browsers keep their
+/// same-origin rule.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
     let allowed: Vec<HeaderValue> = origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o.trim()).ok())
         .collect();
-    CorsLayer::new()
+    if allowed.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(allowed))
         .allow_methods([
             Method::GET,
@@ -295,5 +267,6 @@ fn cors(origins: &[String]) -> CorsLayer {
             HeaderName::from_static(middleware::REQUEST_ID_HEADER),
             header::RETRY_AFTER,
         ])
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_secs(600));
+    Some(layer)
 }

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use zentoria_core::Error;
@@ -23,8 +23,12 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 #[derive(Debug, Clone, Copy)]
 pub struct Arrived(pub Instant);
 
-/// Gives every request an id (kept from `X-Request-Id` when sane), works out the client
-/// address, and logs one line per request.
+/// The work done around every request, in one layer (each layer costs every request a boxed
+/// future and clones of its service, which profiles showed to cost more than the work):
+/// gives the request an id (kept from `X-Request-Id` when sane) and works out the client
+/// address; after the route answers, rewrites a non-JSON error into the shared shape
+/// ([`normalize_error`]), counts the request ([`count`]), adds the security headers
+/// ([`secure`]) and logs one line.
 pub async fn request_context(
     State(state): State<AppState>,
     mut req: Request,
@@ -59,15 +63,25 @@ pub async fn request_context(
     };
     req.extensions_mut().insert(client);
     req.extensions_mut().insert(Arrived(started));
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
 
-    let mut resp = REQUEST_ID.scope(id.clone(), next.run(req)).await;
+    // Inside the id's scope: a rewritten error carries the request id too.
+    let mut resp = REQUEST_ID
+        .scope(id.clone(), async {
+            let resp = next.run(req).await;
+            normalize_error(resp, &method, &path).await
+        })
+        .await;
 
-    if let Ok(v) = HeaderValue::from_str(&id) {
-        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
-    }
     let status = resp.status().as_u16();
+    count(route.as_ref(), &method, status, started);
+    let headers = resp.headers_mut();
+    secure(headers, state.settings.hsts);
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        headers.insert(REQUEST_ID_HEADER, v);
+    }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
         tracing::warn!(request_id = %id, %method, %path, status, ms, "request");
@@ -75,6 +89,38 @@ pub async fn request_context(
         tracing::info!(request_id = %id, %method, %path, status, ms, "request");
     }
     resp
+}
+
+const CSP: HeaderValue = HeaderValue::from_static(
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; \
+     script-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+     form-action 'self'",
+);
+
+/// The security headers every answer carries (docs/SECURITY.md): a route may set its own
+/// `Cache-Control` and `Content-Security-Policy`; the others are always ours.
+fn secure(headers: &mut HeaderMap, hsts: bool) {
+    if hsts {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        );
+    }
+    if !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !headers.contains_key(header::CONTENT_SECURITY_POLICY) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, CSP);
+    }
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
 }
 
 /// `ip` as text, as `Display` writes it; IPv4 without the formatting machinery, which cost
@@ -116,27 +162,19 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
         .unwrap_or(peer)
 }
 
-/// Counts requests and their latency by route template, method and status.
-pub async fn metrics(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let route = req.extensions().get::<MatchedPath>().cloned();
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let series = crate::meters::request(route, &method, resp.status().as_u16());
+/// Counts a request and its latency by route template, method and status.
+fn count(route: Option<&MatchedPath>, method: &Method, status: u16, started: Instant) {
+    let route = route.map_or("unmatched", MatchedPath::as_str);
+    let series = crate::meters::request(route, method, status);
     series.requests.increment(1);
     series
         .duration_seconds
         .record(started.elapsed().as_secs_f64());
-    resp
 }
 
-/// Rewrites any error response that is not already JSON (unknown routes, wrong methods,
+/// Rewrites an error response that is not already JSON (unknown routes, wrong methods,
 /// framework rejections, timeouts, body limits) into the shared error shape.
-pub async fn normalize_errors(req: Request, next: Next) -> Response {
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let resp = next.run(req).await;
+async fn normalize_error(resp: Response, method: &Method, path: &str) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -188,9 +226,19 @@ pub async fn normalize_errors(req: Request, next: Next) -> Response {
         _ => default,
     };
     let mut out = error_response(status, code, message);
-    for name in [header::RETRY_AFTER, header::ALLOW, header::WWW_AUTHENTICATE] {
-        if let Some(v) = parts.headers.get(&name) {
-            out.headers_mut().insert(name, v.clone());
+    // What the answer said besides its body: when to retry, what is allowed, how to
+    // authenticate, and CORS (a browser may read the error only with those).
+    for (name, value) in &parts.headers {
+        if [
+            header::RETRY_AFTER,
+            header::ALLOW,
+            header::WWW_AUTHENTICATE,
+            header::VARY,
+        ]
+        .contains(name)
+            || name.as_str().starts_with("access-control-")
+        {
+            out.headers_mut().append(name, value.clone());
         }
     }
     out

@@ -183,6 +183,54 @@ async fn cors_only_for_configured_origins() {
     );
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    // An error rewritten into the shared shape keeps its CORS headers, so the page can read it.
+    let missing = s
+        .http
+        .get(s.at("/api/v1/nowhere"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        missing.headers()["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(missing.headers()["x-frame-options"], "DENY");
+    assert_error(missing, 404, "not_found").await;
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_cross_origin_access_is_granted() {
+    let s = TestServer::start().await;
+    let r = s
+        .http
+        .get(s.at("/health"))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("access-control-allow-origin").is_none());
+    let preflight = s
+        .http
+        .request(reqwest::Method::OPTIONS, s.at("/api/v1/keys"))
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .is_none()
+    );
+    assert!(
+        preflight
+            .headers()
+            .get("access-control-allow-methods")
+            .is_none()
+    );
 }
 
 #[tokio::test]
