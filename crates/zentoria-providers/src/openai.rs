@@ -275,45 +275,54 @@ impl From<WireUsage> for Usage {
     }
 }
 
-#[derive(Deserialize)]
+// A whole answer, decoded by key as bytes like the stream's events (`byte_keyed!`); a
+// required part that is missing is refused in `parse_response`.
+#[derive(Default)]
 struct WireResponse {
-    #[serde(default)]
     model: Option<String>,
-    #[serde(default)]
     choices: Vec<WireChoice>,
-    #[serde(default)]
     usage: Option<WireUsage>,
 }
+byte_keyed!(WireResponse {
+    model,
+    choices,
+    usage
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct WireChoice {
-    message: WireResponseMessage,
-    #[serde(default)]
+    message: Option<WireResponseMessage>,
     finish_reason: Option<String>,
 }
+byte_keyed!(WireChoice {
+    message,
+    finish_reason
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct WireResponseMessage {
-    #[serde(default)]
     content: Option<String>,
-    #[serde(default)]
     tool_calls: Option<Vec<WireResponseToolCall>>,
 }
+byte_keyed!(WireResponseMessage {
+    content,
+    tool_calls
+});
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct WireResponseToolCall {
-    #[serde(default)]
     id: Option<String>,
-    function: WireResponseFunction,
+    function: Option<WireResponseFunction>,
 }
+byte_keyed!(WireResponseToolCall { id, function });
 
-#[derive(Deserialize)]
+#[derive(Default)]
 struct WireResponseFunction {
-    name: String,
+    name: Option<String>,
     /// A JSON-encoded string per the spec; some compatible servers send an object.
-    #[serde(default)]
     arguments: Value,
 }
+byte_keyed!(WireResponseFunction { name, arguments });
 
 fn map_finish(reason: &str) -> FinishReason {
     match reason {
@@ -344,17 +353,26 @@ fn parse_response(
         .into_iter()
         .next()
         .ok_or_else(|| protocol(provider, "chat completion has no choices"))?;
+    let message = choice
+        .message
+        .ok_or_else(|| protocol(provider, "chat completion choice has no message"))?;
     let mut events = Vec::new();
-    if let Some(text) = choice.message.content.filter(|t| !t.is_empty()) {
+    if let Some(text) = message.content.filter(|t| !t.is_empty()) {
         events.push(StreamEvent::Delta { text });
     }
-    let calls = choice.message.tool_calls.unwrap_or_default();
+    let calls = message.tool_calls.unwrap_or_default();
     let called_tools = !calls.is_empty();
     for (i, call) in calls.into_iter().enumerate() {
-        let arguments = arguments_value(provider, &call.function.name, call.function.arguments)?;
+        let (Some(function), id) = (call.function, call.id) else {
+            return Err(protocol(provider, "tool call has no function"));
+        };
+        let name = function
+            .name
+            .ok_or_else(|| protocol(provider, "tool call has no function name"))?;
+        let arguments = arguments_value(provider, &name, function.arguments)?;
         events.push(StreamEvent::ToolCall(ToolCall {
-            id: call.id.unwrap_or_else(|| format!("call_{i}")),
-            name: call.function.name,
+            id: id.unwrap_or_else(|| format!("call_{i}")),
+            name,
             arguments,
         }));
     }
@@ -621,6 +639,74 @@ mod tests {
         assert!(chunk(&json!({"choices": "nope"})).is_err());
         assert!(chunk(&json!([1, 2])).is_err());
         assert!(chunk(&json!({"choices": [{"delta": {"content": 5}}]})).is_err());
+    }
+
+    #[test]
+    fn whole_answers_decode_by_key_and_refuse_missing_parts() {
+        let raw = r#"{"usage": {"total_tokens": 7, "completion_tokens": 4, "prompt_tokens": 3},
+            "system_fingerprint": null, "created": 1, "object": "chat.completion",
+            "choices": [{"logprobs": null, "finish_reason": "tool_calls", "index": 0,
+                "message": {"refusal": null, "role": "assistant", "content": "h\u00e9",
+                    "tool_calls": [
+                        {"type": "function", "id": "call_a", "function": {"arguments": "{\"q\":1}", "name": "search"}},
+                        {"function": {"name": "noop", "arguments": {"x": true}}}]}}],
+            "m\u006fdel": "gpt-4o-mini-2024-07-18", "id": "chatcmpl-1"}"#;
+        let r = parse_response("openai", raw.as_bytes(), "asked").unwrap();
+        assert_eq!(r.message.content, "hé");
+        assert_eq!(r.model, "gpt-4o-mini-2024-07-18");
+        assert_eq!(r.finish_reason, FinishReason::ToolCalls);
+        assert_eq!(
+            r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
+            Some((3, 4))
+        );
+        let calls = &r.message.tool_calls;
+        assert_eq!(
+            (calls[0].id.as_str(), calls[0].name.as_str()),
+            ("call_a", "search")
+        );
+        assert_eq!(calls[0].arguments, json!({"q": 1}));
+        assert_eq!(
+            (calls[1].id.as_str(), calls[1].name.as_str()),
+            ("call_1", "noop")
+        );
+        assert_eq!(calls[1].arguments, json!({"x": true}));
+
+        let minimal = parse_response(
+            "openai",
+            br#"{"choices": [{"message": {"content": "hi"}}]}"#,
+            "asked",
+        )
+        .unwrap();
+        assert_eq!(
+            (minimal.message.content.as_str(), minimal.model.as_str()),
+            ("hi", "asked")
+        );
+        assert_eq!(minimal.finish_reason, FinishReason::Stop);
+
+        for (body, says) in [
+            (r#"{"choices": []}"#, "no choices"),
+            (r#"{"choices": [{"finish_reason": "stop"}]}"#, "no message"),
+            (
+                r#"{"choices": [{"message": {"tool_calls": [{"id": "c"}]}}]}"#,
+                "no function",
+            ),
+            (
+                r#"{"choices": [{"message": {"tool_calls": [{"function": {"arguments": "{}"}}]}}]}"#,
+                "no function name",
+            ),
+            (
+                r#"{"choices": {"message": {}}}"#,
+                "malformed chat completion",
+            ),
+            (r#"[1, 2]"#, "malformed chat completion"),
+        ] {
+            match parse_response("openai", body.as_bytes(), "asked") {
+                Err(ProviderError::Protocol { message, .. }) => {
+                    assert!(message.contains(says), "{body}: {message}")
+                }
+                other => panic!("{body}: {other:?}"),
+            }
+        }
     }
 
     proptest! {
