@@ -15,7 +15,7 @@ use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Weak};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -23,13 +23,13 @@ use http::header::{AUTHORIZATION, HOST, HeaderMap, HeaderValue, PROXY_AUTHORIZAT
 use http::{Method, Request, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
-use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::client::proxy::matcher::Matcher;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
 
@@ -84,6 +84,12 @@ pub(crate) enum SendError {
 pub(crate) struct Endpoint {
     uri: Uri,
     headers: HeaderMap,
+    /// Where its connections lead, `scheme://authority`: requests to endpoints with the same
+    /// destination share connections.
+    dest: Arc<str>,
+    /// The request target as sent: the whole URI through a forwarding proxy, else its path
+    /// and query.
+    target: Uri,
 }
 
 impl Endpoint {
@@ -95,10 +101,15 @@ impl Endpoint {
 
 /// The pooled client of one provider instance.
 ///
-/// Its connections are pooled per thread: hyper runs each connection as a task on the runtime
-/// that opened it, so a request on another thread would wake that one twice (to write, and to
-/// hand back the response). With the server's thread per core, a request and its upstream
+/// Its connections are pooled per thread: each connection runs as a task on the runtime that
+/// opened it, so a request on another thread would wake that one twice (to write, and to hand
+/// back the response). With the server's thread per core, a request and its upstream
 /// connection stay on one thread.
+///
+/// The pool is kept here rather than by hyper-util's client, whose pool hashed the
+/// destination on every checkout and return and spawned a task per request to put the
+/// connection back once its body was read: a connection goes back to the pool as soon as its
+/// response head has arrived, and a checkout takes the first one that is ready again.
 pub(crate) struct HttpClient {
     connector: HttpsConnector<Connector>,
     /// Identifies this client's pools in [`POOLS`]; they go when it does.
@@ -107,11 +118,23 @@ pub(crate) struct HttpClient {
     headers: HeaderMap,
 }
 
-type Pool = Client<HttpsConnector<Connector>, Full<Bytes>>;
+/// A connection open to an endpoint's destination, kept for its next request.
+struct Pooled {
+    dest: Arc<str>,
+    sender: http1::SendRequest<Full<Bytes>>,
+    /// When it last started a request; unused for [`IDLE_TIMEOUT`], it is closed.
+    used_at: Instant,
+}
+
+/// How long a pooled connection may go unused before it is closed rather than reused.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The most connections one thread keeps per client; past it, a returned one is closed.
+const MAX_POOLED: usize = 512;
 
 thread_local! {
-    /// Each thread's pools, by the [`HttpClient::token`] of the client they belong to.
-    static POOLS: RefCell<Vec<(Weak<()>, Pool)>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's connections, by the [`HttpClient::token`] of the client they belong to.
+    static POOLS: RefCell<Vec<(Weak<()>, Vec<Pooled>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl fmt::Debug for HttpClient {
@@ -166,22 +189,134 @@ impl HttpClient {
         })
     }
 
-    /// Starts `request` on this thread's pool, made on the thread's first request.
-    fn start(&self, request: Request<Full<Bytes>>) -> ResponseFuture {
+    /// A ready connection to `dest` from this thread's pool, if it has one, and whether it
+    /// has busy ones (their last response still being read, or just finished and not yet
+    /// marked ready by their task). Connections that closed or sat unused too long are
+    /// dropped on the way.
+    fn checkout(&self, dest: &str) -> (Option<Pooled>, bool) {
+        let now = Instant::now();
         POOLS.with_borrow_mut(|pools| {
             let mine = Arc::as_ptr(&self.token);
-            if let Some((_, pool)) = pools.iter().find(|(token, _)| token.as_ptr() == mine) {
-                return pool.request(request);
+            let Some((_, pool)) = pools.iter_mut().find(|(t, _)| t.as_ptr() == mine) else {
+                return (None, false);
+            };
+            let (mut found, mut busy) = (None, false);
+            let mut i = 0;
+            while i < pool.len() {
+                let c = &pool[i];
+                if c.sender.is_closed() || now.duration_since(c.used_at) > IDLE_TIMEOUT {
+                    pool.swap_remove(i);
+                    continue;
+                }
+                if found.is_none() && *c.dest == *dest {
+                    if c.sender.is_ready() {
+                        found = Some(pool.swap_remove(i));
+                        continue;
+                    }
+                    busy = true;
+                }
+                i += 1;
+            }
+            (found, busy)
+        })
+    }
+
+    /// Puts a connection (its response head received) back in this thread's pool.
+    fn checkin(&self, conn: Pooled) {
+        POOLS.with_borrow_mut(|pools| {
+            let mine = Arc::as_ptr(&self.token);
+            if let Some((_, pool)) = pools.iter_mut().find(|(t, _)| t.as_ptr() == mine) {
+                if pool.len() < MAX_POOLED {
+                    pool.push(conn);
+                }
+                return;
             }
             pools.retain(|(token, _)| token.strong_count() > 0);
-            let pool = Client::builder(TokioExecutor::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(Duration::from_secs(90))
-                .build(self.connector.clone());
-            let response = pool.request(request);
-            pools.push((Arc::downgrade(&self.token), pool));
-            response
+            pools.push((Arc::downgrade(&self.token), vec![conn]));
+        });
+    }
+
+    /// Opens a connection to `endpoint`'s destination (through its proxy, with TLS for
+    /// https) and starts it as a task on this thread's runtime.
+    async fn connect(&self, endpoint: &Endpoint) -> Result<Pooled, SendError> {
+        use tower_service::Service as _;
+        let connect_error = |e: BoxError| {
+            let e: &(dyn StdError + 'static) = &*e;
+            SendError::Connect {
+                message: error_chain(e),
+                timed_out: source_chain(e).any(|cause| {
+                    cause
+                        .downcast_ref::<io::Error>()
+                        .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
+                }),
+            }
+        };
+        let mut connector = self.connector.clone();
+        std::future::poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(connect_error)?;
+        let io = connector
+            .call(endpoint.uri.clone())
+            .await
+            .map_err(connect_error)?;
+        let (mut sender, connection) =
+            http1::handshake(io).await.map_err(|e| SendError::Connect {
+                message: error_chain(&e),
+                timed_out: false,
+            })?;
+        // Its failures reach the request being sent on it, through the sender.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        sender
+            .ready()
+            .await
+            .map_err(|e| SendError::Exchange(error_chain(&e)))?;
+        Ok(Pooled {
+            dest: endpoint.dest.clone(),
+            sender,
+            used_at: Instant::now(),
         })
+    }
+
+    /// Sends `request` on a pooled connection when one is ready, else on a new one. A pooled
+    /// connection that turns out closed before the request left is given up for the next
+    /// (the server may close an idle connection at any time); once a request was sent, its
+    /// failure is the answer.
+    async fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        mut request: Request<Full<Bytes>>,
+    ) -> Result<Response, SendError> {
+        let (mut fresh, mut yielded) = (false, false);
+        loop {
+            let mut conn = match self.checkout(&endpoint.dest) {
+                (Some(conn), _) => conn,
+                // A stream dropped at its terminal event leaves its connection to be marked
+                // ready by the connection's task, which has been woken: let it run once
+                // rather than open another connection.
+                (None, true) if !yielded => {
+                    yielded = true;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                (None, _) => {
+                    fresh = true;
+                    self.connect(endpoint).await?
+                }
+            };
+            conn.used_at = Instant::now();
+            match conn.sender.try_send_request(request).await {
+                Ok(response) => {
+                    self.checkin(conn);
+                    return Ok(response);
+                }
+                Err(mut e) => match e.take_message() {
+                    Some(unsent) if !fresh => request = unsent,
+                    _ => return Err(SendError::Exchange(error_chain(e.error()))),
+                },
+            }
+        }
     }
 
     /// Resolves `url` into an endpoint: its URI, its `Host` header (made once here rather than
@@ -220,17 +355,35 @@ impl HttpClient {
             HOST,
             HeaderValue::from_str(&host).map_err(|e| format!("invalid host in {url:?}: {e}"))?,
         );
+        let mut proxied = false;
         if let Some(via) = self.proxy.as_ref().and_then(|m| m.intercept(&uri)) {
             check_proxy_url(&via.uri().to_string())?;
-            if uri.scheme_str() == Some("http")
-                && let Some(auth) = via.basic_auth()
-            {
+            // Plain HTTP is forwarded by the proxy; HTTPS goes through a tunnel, end to end.
+            proxied = uri.scheme_str() == Some("http");
+            if proxied && let Some(auth) = via.basic_auth() {
                 let mut auth = auth.clone();
                 auth.set_sensitive(true);
                 headers.insert(PROXY_AUTHORIZATION, auth);
             }
         }
-        Ok(Endpoint { uri, headers })
+        let dest = format!("{}://{}", uri.scheme_str().unwrap_or("http"), authority).into();
+        let target = if proxied {
+            uri.clone()
+        } else {
+            uri.path_and_query().map_or_else(
+                || Uri::from_static("/"),
+                |pq| {
+                    Uri::from_maybe_shared(Bytes::copy_from_slice(pq.as_str().as_bytes()))
+                        .unwrap_or_else(|_| Uri::from_static("/"))
+                },
+            )
+        };
+        Ok(Endpoint {
+            uri,
+            headers,
+            dest,
+            target,
+        })
     }
 
     /// Sends one request and waits for the response head.
@@ -243,26 +396,14 @@ impl HttpClient {
     ) -> Result<Response, SendError> {
         let mut request = Request::new(Full::new(body.unwrap_or_default()));
         *request.method_mut() = method;
-        *request.uri_mut() = endpoint.uri.clone();
+        *request.uri_mut() = endpoint.target.clone();
         *request.headers_mut() = endpoint.headers.clone();
         if let Some(content_type) = content_type {
             request
                 .headers_mut()
                 .insert(http::header::CONTENT_TYPE, content_type);
         }
-        self.start(request).await.map_err(|e| {
-            let message = error_chain(&e);
-            if e.is_connect() {
-                let timed_out = source_chain(&e).any(|cause| {
-                    cause
-                        .downcast_ref::<io::Error>()
-                        .is_some_and(|io| io.kind() == io::ErrorKind::TimedOut)
-                });
-                SendError::Connect { message, timed_out }
-            } else {
-                SendError::Exchange(message)
-            }
-        })
+        self.exchange(endpoint, request).await
     }
 }
 

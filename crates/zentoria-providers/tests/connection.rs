@@ -270,3 +270,77 @@ async fn connections_are_pooled_per_thread() {
     );
     assert_eq!(fake.chat_requests().len(), 6);
 }
+
+/// An OpenAI-compatible server that answers one request per connection and then closes it,
+/// without saying so (no `Connection: close`), as a server timing out an idle keep-alive
+/// connection does; counts the connections and the request lines it saw.
+async fn one_answer_per_connection() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let record = Arc::clone(&seen);
+    tokio::spawn(async move {
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let mut buf = [0u8; 4096];
+                let n = socket.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before a whole head");
+                head.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&head).into_owned();
+            record
+                .lock()
+                .unwrap()
+                .push(text.lines().next().unwrap().to_owned());
+            let body = r#"{"choices":[{"message":{"role":"assistant","content":"Hello, world!"},"finish_reason":"stop"}]}"#;
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            drop(socket);
+        }
+    });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn a_pooled_connection_the_server_closed_is_replaced() {
+    let (url, seen) = one_answer_per_connection().await;
+    let provider = provider(&url, Proxy::Direct);
+    for _ in 0..3 {
+        let answer = provider.chat(&request()).await.unwrap();
+        assert_eq!(answer.message.content, "Hello, world!");
+        // Let the connection's task see the close before the next request.
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen, ["POST /v1/chat/completions HTTP/1.1"; 3],
+        "one connection per request, each request sent once, in origin form"
+    );
+}
+
+#[tokio::test]
+async fn streamed_and_whole_answers_share_a_connection() {
+    use futures_util::StreamExt;
+    use std::sync::atomic::Ordering;
+
+    let fake = Fake::start(Wire::OpenAi).await;
+    let provider = provider(&fake.base_url, Proxy::Direct);
+    for _ in 0..2 {
+        let mut stream = provider.chat_stream(&request()).await.unwrap();
+        while let Some(event) = stream.next().await {
+            event.unwrap();
+        }
+        provider.chat(&request()).await.unwrap();
+    }
+    assert_eq!(fake.chat_requests().len(), 4);
+    assert_eq!(
+        fake.state.connections.load(Ordering::Relaxed),
+        1,
+        "a stream read to its end leaves its connection ready for the next request"
+    );
+}
