@@ -370,13 +370,8 @@ impl HttpClient {
         let target = if proxied {
             uri.clone()
         } else {
-            uri.path_and_query().map_or_else(
-                || Uri::from_static("/"),
-                |pq| {
-                    Uri::from_maybe_shared(Bytes::copy_from_slice(pq.as_str().as_bytes()))
-                        .unwrap_or_else(|_| Uri::from_static("/"))
-                },
-            )
+            let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
+            Uri::try_from(path).map_err(|e| format!("invalid endpoint URL {url:?}: {e}"))?
         };
         Ok(Endpoint {
             uri,
@@ -574,6 +569,8 @@ mod tests {
         let e = c.endpoint("http://127.0.0.1:8080/v1/chat").unwrap();
         assert_eq!(e.headers[HOST], "127.0.0.1:8080");
         assert_eq!(e.uri.to_string(), "http://127.0.0.1:8080/v1/chat");
+        assert_eq!(e.target, "/v1/chat", "sent in origin form");
+        assert_eq!(&*e.dest, "http://127.0.0.1:8080");
         let e = c.endpoint("https://api.example.com:443/v1").unwrap();
         assert_eq!(e.headers[HOST], "api.example.com");
         let e = c.endpoint("http://us%40r:p%3Ass@host/x").unwrap();
@@ -597,11 +594,16 @@ mod tests {
         let plain = c.endpoint("http://upstream.test/v1").unwrap();
         // base64("u:p")
         assert_eq!(plain.headers[PROXY_AUTHORIZATION], "Basic dTpw");
+        assert_eq!(
+            plain.target, "http://upstream.test/v1",
+            "a forwarding proxy is sent the whole URL"
+        );
         let tls = c.endpoint("https://upstream.test/v1").unwrap();
         assert!(
             !tls.headers.contains_key(PROXY_AUTHORIZATION),
             "a tunnel's credentials go in the CONNECT, not to the upstream"
         );
+        assert_eq!(tls.target, "/v1", "through a tunnel, origin form");
         let err = HttpClient::new(
             Duration::from_secs(1),
             &Proxy::Url("socks5://127.0.0.1:1080".into()),

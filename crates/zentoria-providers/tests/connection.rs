@@ -15,6 +15,18 @@ use zentoria_providers::{ClientConfig, Provider, ProviderError, ProviderKind, Pr
 /// `Proxy-Authorization`.
 type Seen = Arc<Mutex<Vec<(String, Option<String>)>>>;
 
+/// Reads from `socket` until a whole request head has arrived (and whatever came with it).
+async fn read_head(socket: &mut TcpStream) -> Vec<u8> {
+    let mut head = Vec::new();
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let mut buf = [0u8; 4096];
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the client closed before a whole head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    head
+}
+
 /// A minimal HTTP proxy on a real socket. Forwarding requests (`METHOD http://host/… HTTP/1.1`)
 /// are passed on to `host` byte for byte, the rest of the connection spliced; `CONNECT` is
 /// refused with `connect_status`.
@@ -28,13 +40,7 @@ async fn proxy(connect_status: &'static str) -> (String, Seen) {
             let (mut client, _) = listener.accept().await.unwrap();
             let record = Arc::clone(&record);
             tokio::spawn(async move {
-                let mut head = Vec::new();
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    let mut buf = [0u8; 4096];
-                    let n = client.read(&mut buf).await.unwrap();
-                    assert!(n > 0, "the client closed before a whole head");
-                    head.extend_from_slice(&buf[..n]);
-                }
+                let head = read_head(&mut client).await;
                 let text = String::from_utf8_lossy(&head).into_owned();
                 let line = text.lines().next().unwrap().to_owned();
                 let auth = text.lines().find_map(|l| {
@@ -282,13 +288,7 @@ async fn one_answer_per_connection() -> (String, Arc<Mutex<Vec<String>>>) {
     tokio::spawn(async move {
         loop {
             let (mut socket, _) = listener.accept().await.unwrap();
-            let mut head = Vec::new();
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let mut buf = [0u8; 4096];
-                let n = socket.read(&mut buf).await.unwrap();
-                assert!(n > 0, "the client closed before a whole head");
-                head.extend_from_slice(&buf[..n]);
-            }
+            let head = read_head(&mut socket).await;
             let text = String::from_utf8_lossy(&head).into_owned();
             record
                 .lock()
