@@ -73,20 +73,14 @@ pub async fn chat_completions(
     let created = zentoria_core::time::now_ms() / 1000;
     if !parsed.stream {
         let answer = state.ai.chat(&auth, &route, parsed.request).await?;
-        let body = Completion {
-            id: &id,
-            object: "chat.completion",
-            created,
-            model: &answer.model,
-            choices: [CompletionChoice {
-                index: 0,
-                message: AssistantMessage::of(&answer.message),
-                finish_reason: finish(&answer.finish_reason),
-                logprobs: None,
-            }],
-            usage: WireUsage::of(&answer.usage.unwrap_or_default()),
-        };
-        let mut response = Json(body).into_response();
+        let mut response = (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            completion(&id, created, &answer),
+        )
+            .into_response();
         report_overhead(
             &mut response,
             arrived,
@@ -144,7 +138,10 @@ fn report_overhead(
 ) {
     let own = arrived.elapsed().saturating_sub(upstream_wait);
     crate::meters::gateway_overhead(model)[usize::from(stream)].record(own.as_secs_f64());
-    let ms = format!("{:.3}", own.as_secs_f64() * 1000.0);
+    // Milliseconds to the microsecond, from integers (a float formatted with a precision
+    // takes the slow exact path).
+    let us = own.as_micros();
+    let ms = format!("{}.{:03}", us / 1000, us % 1000);
     if let Ok(value) = HeaderValue::from_str(&ms) {
         response.headers_mut().insert(OVERHEAD_HEADER, value);
     }
@@ -381,51 +378,43 @@ fn finish(r: &FinishReason) -> &str {
     }
 }
 
-/// A whole answer, as OpenAI sends it (typed: building a JSON tree for each answer showed in
-/// profiles).
-#[derive(Serialize)]
-struct Completion<'a> {
-    id: &'a str,
-    object: &'static str,
-    created: i64,
-    model: &'a str,
-    choices: [CompletionChoice<'a>; 1],
-    usage: WireUsage,
-}
-
-#[derive(Serialize)]
-struct CompletionChoice<'a> {
-    index: u32,
-    message: AssistantMessage<'a>,
-    finish_reason: &'a str,
-    /// Always `null`: log probabilities are not passed on.
-    logprobs: Option<()>,
-}
-
-#[derive(Serialize)]
-struct AssistantMessage<'a> {
-    role: &'static str,
-    /// `null` when the answer is only tool calls, as OpenAI sends it.
-    content: Option<&'a str>,
-    refusal: Option<()>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    tool_calls: Vec<WireToolCall<'a>>,
-}
-
-impl<'a> AssistantMessage<'a> {
-    fn of(m: &'a Message) -> Self {
-        let only_calls = m.content.is_empty() && !m.tool_calls.is_empty();
-        AssistantMessage {
-            role: "assistant",
-            content: (!only_calls).then_some(m.content.as_str()),
-            refusal: None,
-            tool_calls: m
-                .tool_calls
-                .iter()
-                .map(|c| WireToolCall::of(None, c))
-                .collect(),
-        }
+/// A whole answer, as OpenAI sends it, written straight into its body: the fixed parts as
+/// they are, only the answer's own values serialized (serializing a struct of the whole
+/// escaped each of its twenty keys on every answer, which showed in profiles).
+fn completion(id: &str, created: i64, answer: &zentoria_ai::ChatResponse) -> Vec<u8> {
+    let m = &answer.message;
+    let mut out = Vec::with_capacity(320 + m.content.len() + answer.model.len());
+    out.extend_from_slice(b"{\"id\":");
+    write_json(&mut out, &id);
+    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
+    write_json(&mut out, &created);
+    out.extend_from_slice(b",\"model\":");
+    write_json(&mut out, &answer.model);
+    out.extend_from_slice(
+        b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
+    );
+    // `null` when the answer is only tool calls, as OpenAI sends it.
+    if m.content.is_empty() && !m.tool_calls.is_empty() {
+        out.extend_from_slice(b"null");
+    } else {
+        write_json(&mut out, &m.content);
     }
+    out.extend_from_slice(b",\"refusal\":null");
+    if !m.tool_calls.is_empty() {
+        out.extend_from_slice(b",\"tool_calls\":");
+        let calls: Vec<WireToolCall<'_>> = m
+            .tool_calls
+            .iter()
+            .map(|c| WireToolCall::of(None, c))
+            .collect();
+        write_json(&mut out, &calls);
+    }
+    out.extend_from_slice(b"},\"finish_reason\":");
+    write_json(&mut out, &finish(&answer.finish_reason));
+    out.extend_from_slice(b",\"logprobs\":null}],\"usage\":");
+    write_json(&mut out, &WireUsage::of(&answer.usage.unwrap_or_default()));
+    out.push(b'}');
+    out
 }
 
 #[derive(Serialize)]
@@ -734,6 +723,67 @@ mod tests {
                 serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
             })
             .collect()
+    }
+
+    #[test]
+    fn a_whole_answer_is_openais_chat_completion() {
+        let answer =
+            |content: &str, tool_calls: Vec<ToolCall>, finish_reason| zentoria_ai::ChatResponse {
+                message: Message {
+                    role: Role::Assistant,
+                    content: content.into(),
+                    tool_calls,
+                    tool_call_id: None,
+                },
+                finish_reason,
+                usage: Some(Usage {
+                    prompt_tokens: 12,
+                    completion_tokens: 3,
+                }),
+                model: "gpt-4o-mini-\"2024\"".into(),
+                upstream_wait: Duration::ZERO,
+            };
+        let text = completion(
+            "chatcmpl-1",
+            1_732_000_000,
+            &answer("Line one\nand \"two\" é", vec![], FinishReason::Stop),
+        );
+        let got: Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(
+            got,
+            json!({
+                "id": "chatcmpl-1",
+                "object": "chat.completion",
+                "created": 1_732_000_000,
+                "model": "gpt-4o-mini-\"2024\"",
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "Line one\nand \"two\" é", "refusal": null},
+                    "finish_reason": "stop",
+                    "logprobs": null,
+                }],
+                "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15},
+            })
+        );
+
+        let call = ToolCall {
+            id: "call_1".into(),
+            name: "search".into(),
+            arguments: json!({"q": "x"}),
+        };
+        let text = completion("c", 1, &answer("", vec![call], FinishReason::ToolCalls));
+        let got: Value = serde_json::from_slice(&text).unwrap();
+        let message = &got["choices"][0]["message"];
+        assert_eq!(
+            message["content"],
+            Value::Null,
+            "only tool calls: content is null"
+        );
+        assert_eq!(
+            message["tool_calls"],
+            json!([{"id": "call_1", "type": "function", "function": {"name": "search", "arguments": "{\"q\":\"x\"}"}}])
+        );
+        assert_eq!(got["choices"][0]["finish_reason"], "tool_calls");
     }
 
     #[test]
