@@ -24,10 +24,9 @@ use http::{Method, Request, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
-use hyper::rt::{Read, ReadBufCursor, Write};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::connect::proxy::Tunnel;
-use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -460,9 +459,9 @@ struct Connector {
 }
 
 impl tower_service::Service<Uri> for Connector {
-    type Response = Conn;
+    type Response = TokioIo<TcpStream>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Conn, BoxError>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -473,7 +472,7 @@ impl tower_service::Service<Uri> for Connector {
         let mut tcp = self.tcp.clone();
         Box::pin(async move {
             match via {
-                None => Ok(Conn::new(tcp.call(dst).await?, false)),
+                None => Ok(tcp.call(dst).await?),
                 Some(via) if dst.scheme_str() == Some("https") => {
                     let mut tunnel = Tunnel::new(via.uri().clone(), tcp);
                     if let Some(auth) = via.basic_auth() {
@@ -482,76 +481,17 @@ impl tower_service::Service<Uri> for Connector {
                     let io = tunnel.call(dst).await.map_err(|e| {
                         format!("through the proxy {}: {}", via.uri(), error_chain(&e))
                     })?;
-                    Ok(Conn::new(io, false))
+                    Ok(io)
                 }
                 Some(via) => {
                     let io = tcp
                         .call(via.uri().clone())
                         .await
                         .map_err(|e| format!("to the proxy {}: {}", via.uri(), error_chain(&e)))?;
-                    Ok(Conn::new(io, true))
+                    Ok(io)
                 }
             }
         })
-    }
-}
-
-/// A TCP connection that knows whether it leads to a forwarding proxy (so that requests on it
-/// name their whole URL).
-struct Conn {
-    io: TokioIo<TcpStream>,
-    proxied: bool,
-}
-
-impl Conn {
-    fn new(io: TokioIo<TcpStream>, proxied: bool) -> Self {
-        Self { io, proxied }
-    }
-}
-
-impl Connection for Conn {
-    fn connected(&self) -> Connected {
-        self.io.connected().proxy(self.proxied)
-    }
-}
-
-impl Read for Conn {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl Write for Conn {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
 }
 

@@ -378,18 +378,26 @@ fn finish(r: &FinishReason) -> &str {
     }
 }
 
+/// What every object of an answer starts with: `{"id":…,"object":"<object>","created":…,"model":…`
+/// (`object` is one of OpenAI's fixed names, written as it is).
+fn answer_head(out: &mut Vec<u8>, id: &str, object: &'static str, created: i64, model: &str) {
+    out.extend_from_slice(b"{\"id\":");
+    write_json(out, &id);
+    out.extend_from_slice(b",\"object\":\"");
+    out.extend_from_slice(object.as_bytes());
+    out.extend_from_slice(b"\",\"created\":");
+    write_json(out, &created);
+    out.extend_from_slice(b",\"model\":");
+    write_json(out, &model);
+}
+
 /// A whole answer, as OpenAI sends it, written straight into its body: the fixed parts as
 /// they are, only the answer's own values serialized (serializing a struct of the whole
 /// escaped each of its twenty keys on every answer, which showed in profiles).
 fn completion(id: &str, created: i64, answer: &zentoria_ai::ChatResponse) -> Vec<u8> {
     let m = &answer.message;
     let mut out = Vec::with_capacity(320 + m.content.len() + answer.model.len());
-    out.extend_from_slice(b"{\"id\":");
-    write_json(&mut out, &id);
-    out.extend_from_slice(b",\"object\":\"chat.completion\",\"created\":");
-    write_json(&mut out, &created);
-    out.extend_from_slice(b",\"model\":");
-    write_json(&mut out, &answer.model);
+    answer_head(&mut out, id, "chat.completion", created, &answer.model);
     out.extend_from_slice(
         b",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":",
     );
@@ -502,12 +510,8 @@ fn frame(out: &mut Vec<u8>, data: &impl Serialize) {
 
 impl Chunker {
     fn new(id: &str, created: i64, model: &str) -> Chunker {
-        let mut head = b"data: {\"id\":".to_vec();
-        write_json(&mut head, &id);
-        head.extend_from_slice(b",\"object\":\"chat.completion.chunk\",\"created\":");
-        write_json(&mut head, &created);
-        head.extend_from_slice(b",\"model\":");
-        write_json(&mut head, &model);
+        let mut head = b"data: ".to_vec();
+        answer_head(&mut head, id, "chat.completion.chunk", created, model);
         head.push(b',');
         Chunker { head }
     }
