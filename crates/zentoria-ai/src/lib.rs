@@ -95,7 +95,6 @@ pub struct Ai {
     /// model → models to try, in order, when it cannot be reached.
     fallbacks: std::sync::Arc<BTreeMap<String, Vec<String>>>,
     usage: Option<usage::UsageLog>,
-    embedders: std::sync::Arc<embeddings::Clients>,
     meters: std::sync::Arc<meters::Meters>,
 }
 
@@ -110,7 +109,6 @@ impl Ai {
             aliases: std::sync::Arc::new(settings.aliases),
             fallbacks: std::sync::Arc::new(settings.fallbacks),
             usage: None,
-            embedders: Default::default(),
             meters: Default::default(),
         })
     }

@@ -101,15 +101,6 @@ impl Registry {
             .map(|e| e.provider.clone())
     }
 
-    /// The settings an instance was built from (embedding clients are made from them).
-    pub(crate) fn settings(&self, name: &str) -> Option<ProviderSettings> {
-        self.live
-            .read()
-            .expect("providers lock")
-            .get(name)
-            .map(|e| e.settings.clone())
-    }
-
     pub(crate) fn names(&self) -> Vec<String> {
         self.live
             .read()

@@ -5,9 +5,9 @@
 //!
 //! * [`LocalBert`]: a BERT-family sentence-transformers model (for example
 //!   `all-MiniLM-L6-v2`) run in-process on the CPU with candle;
-//! * [`OllamaEmbedder`]: a local or remote Ollama server (`POST /api/embed`);
-//! * [`OpenAiEmbedder`]: OpenAI or any OpenAI-compatible server
-//!   (`POST /v1/embeddings`).
+//! * [`RemoteEmbedder`]: a local or remote Ollama server (`POST /api/embed`),
+//!   or OpenAI or any OpenAI-compatible server (`POST /v1/embeddings`),
+//!   through the model providers' clients (`zentoria-providers`).
 //!
 //! Every back-end batches internally, keeps the order of its inputs and
 //! returns unit-length vectors, so a dot product is a cosine similarity.
@@ -22,17 +22,15 @@ mod remote;
 
 pub use error::EmbedError;
 pub use local::{LocalBert, LocalOptions, Pooling};
-pub use remote::{Counted, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+pub use remote::{Counted, RemoteEmbedder, RemoteOptions};
 
 /// An embedder: turns texts into L2-normalised f32 vectors of a fixed dimension.
 #[derive(Clone)]
 pub enum Embedder {
     /// A BERT-family model run in-process.
     Local(LocalBert),
-    /// An Ollama server.
-    Ollama(OllamaEmbedder),
-    /// An OpenAI-compatible server.
-    OpenAi(OpenAiEmbedder),
+    /// An Ollama or OpenAI-compatible server.
+    Remote(RemoteEmbedder),
 }
 
 impl Embedder {
@@ -41,8 +39,7 @@ impl Embedder {
     pub fn id(&self) -> String {
         match self {
             Embedder::Local(e) => e.id(),
-            Embedder::Ollama(e) => e.id(),
-            Embedder::OpenAi(e) => e.id(),
+            Embedder::Remote(e) => e.id(),
         }
     }
 
@@ -55,8 +52,7 @@ impl Embedder {
     pub fn dimension(&self) -> usize {
         match self {
             Embedder::Local(e) => e.dimension(),
-            Embedder::Ollama(e) => e.dimension(),
-            Embedder::OpenAi(e) => e.dimension(),
+            Embedder::Remote(e) => e.dimension(),
         }
     }
 
@@ -65,8 +61,7 @@ impl Embedder {
     pub async fn probe_dimension(&self) -> Result<usize, EmbedError> {
         match self {
             Embedder::Local(e) => Ok(e.dimension()),
-            Embedder::Ollama(e) => e.probe_dimension().await,
-            Embedder::OpenAi(e) => e.probe_dimension().await,
+            Embedder::Remote(e) => e.probe_dimension().await,
         }
     }
 
@@ -75,8 +70,7 @@ impl Embedder {
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         match self {
             Embedder::Local(e) => e.embed(texts).await,
-            Embedder::Ollama(e) => e.embed(texts).await,
-            Embedder::OpenAi(e) => e.embed(texts).await,
+            Embedder::Remote(e) => e.embed(texts).await,
         }
     }
 }
@@ -87,15 +81,9 @@ impl From<LocalBert> for Embedder {
     }
 }
 
-impl From<OllamaEmbedder> for Embedder {
-    fn from(e: OllamaEmbedder) -> Self {
-        Embedder::Ollama(e)
-    }
-}
-
-impl From<OpenAiEmbedder> for Embedder {
-    fn from(e: OpenAiEmbedder) -> Self {
-        Embedder::OpenAi(e)
+impl From<RemoteEmbedder> for Embedder {
+    fn from(e: RemoteEmbedder) -> Self {
+        Embedder::Remote(e)
     }
 }
 

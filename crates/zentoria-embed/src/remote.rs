@@ -1,302 +1,41 @@
-//! Embedding servers reached over HTTP: Ollama and OpenAI-compatible.
+//! Embedding servers reached over HTTP — Ollama and OpenAI-compatible — through the model
+//! providers' clients ([`zentoria_providers::Provider::embed`]): the same timeouts, retries,
+//! circuit breaker, proxy rules and redirect refusal as chat. This module adds what semantic
+//! search needs on top: batching, a fixed dimension, and unit-length vectors.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use reqwest::{StatusCode, Url};
-use serde::Deserialize;
-use serde_json::json;
+use zentoria_providers::{ClientConfig, Provider, ProviderError, ProviderKind, ProviderOptions};
 
 use crate::{EmbedError, l2_normalize};
 
-/// Options shared by the HTTP embedders.
+/// How a remote embedder batches and checks, and (for [`RemoteEmbedder::ollama`] and
+/// [`RemoteEmbedder::openai`], which make their own client) how it talks to the server.
 #[derive(Debug, Clone)]
 pub struct RemoteOptions {
-    /// Whole-request timeout, answer body included (default 60 s).
-    pub timeout: Duration,
-    /// TCP/TLS connect timeout (default 5 s).
-    pub connect_timeout: Duration,
     /// Texts per request (default 64).
     pub batch_size: usize,
-    /// Attempts per request, the first included (default 3). Connect
-    /// errors, HTTP 429 and HTTP 5xx are retried; timeouts are not.
-    pub max_attempts: u32,
-    /// Wait before the second attempt; doubled for each further one
-    /// (default 500 ms).
-    pub initial_backoff: Duration,
-    /// Longest wait between attempts, `Retry-After` included (default 10 s).
-    pub max_backoff: Duration,
-    /// The vector dimension, when known in advance; otherwise it is learnt
-    /// from the first answer. Answers of another dimension are rejected.
+    /// The vector dimension, when known in advance; otherwise it is learnt from the first
+    /// answer. Answers of another dimension are rejected.
     pub dimension: Option<usize>,
+    /// Timeouts (`first_token_timeout` bounds each whole request), retries with backoff
+    /// (connection failures, 408, 429 and 5xx; timeouts are not retried) and the circuit
+    /// breaker of the client the embedder makes. Unused by [`RemoteEmbedder::over`], which
+    /// shares a provider's client and its settings.
+    pub client: ProviderOptions,
 }
 
 impl Default for RemoteOptions {
     fn default() -> Self {
         RemoteOptions {
-            timeout: Duration::from_secs(60),
-            connect_timeout: Duration::from_secs(5),
             batch_size: 64,
-            max_attempts: 3,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
             dimension: None,
+            client: ProviderOptions::default(),
         }
     }
 }
 
-/// What both HTTP embedders share: client, URL, retry policy, dimension.
-#[derive(Clone)]
-struct Http {
-    provider: &'static str,
-    client: reqwest::Client,
-    url: Url,
-    model: String,
-    opts: RemoteOptions,
-    /// 0 while unknown.
-    dimension: Arc<AtomicUsize>,
-}
-
-impl Http {
-    fn new(
-        provider: &'static str,
-        url: &str,
-        model: String,
-        opts: RemoteOptions,
-    ) -> Result<Self, EmbedError> {
-        let url = Url::parse(url)
-            .map_err(|e| EmbedError::Config(format!("{provider}: invalid URL {url:?}: {e}")))?;
-        if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(EmbedError::Config(format!(
-                "{provider}: URL {url} must be http or https"
-            )));
-        }
-        if model.trim().is_empty() {
-            return Err(EmbedError::Config(format!(
-                "{provider}: model name is empty"
-            )));
-        }
-        if opts.batch_size == 0 || opts.max_attempts == 0 {
-            return Err(EmbedError::Config(format!(
-                "{provider}: batch_size and max_attempts must be at least 1"
-            )));
-        }
-        if opts.dimension == Some(0) {
-            return Err(EmbedError::Config(format!(
-                "{provider}: dimension must be at least 1"
-            )));
-        }
-        let client = reqwest::Client::builder()
-            .connect_timeout(opts.connect_timeout)
-            .timeout(opts.timeout)
-            .build()
-            .map_err(|e| {
-                EmbedError::Config(format!("{provider}: cannot build HTTP client: {e}"))
-            })?;
-        Ok(Http {
-            provider,
-            client,
-            url,
-            model,
-            dimension: Arc::new(AtomicUsize::new(opts.dimension.unwrap_or(0))),
-            opts,
-        })
-    }
-
-    fn dimension(&self) -> usize {
-        self.dimension.load(Ordering::Relaxed)
-    }
-
-    fn upstream(&self, status: Option<u16>, message: String) -> EmbedError {
-        EmbedError::Upstream {
-            provider: self.provider.into(),
-            status,
-            message,
-        }
-    }
-
-    fn backoff(&self, attempt: u32) -> Duration {
-        let factor = 1u32
-            .checked_shl(attempt.saturating_sub(1))
-            .unwrap_or(u32::MAX);
-        self.opts
-            .initial_backoff
-            .saturating_mul(factor)
-            .min(self.opts.max_backoff)
-    }
-
-    /// POSTs `body`, retrying per the options; returns the 2xx answer's body.
-    async fn post(
-        &self,
-        body: &serde_json::Value,
-        bearer: Option<&str>,
-    ) -> Result<Vec<u8>, EmbedError> {
-        let mut attempt = 0u32;
-        loop {
-            attempt += 1;
-            let last = attempt >= self.opts.max_attempts;
-            let mut req = self.client.post(self.url.clone()).json(body);
-            if let Some(key) = bearer {
-                req = req.bearer_auth(key);
-            }
-            let resp = match req.send().await {
-                Ok(r) => r,
-                Err(e) if e.is_timeout() => return Err(self.timeout_error()),
-                Err(e) if e.is_connect() && !last => {
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    continue;
-                }
-                Err(e) => {
-                    return Err(self.upstream(
-                        None,
-                        format!(
-                            "cannot reach {} after {attempt} attempt(s): {}",
-                            self.url,
-                            error_chain(&e)
-                        ),
-                    ));
-                }
-            };
-            let status = resp.status();
-            let retry_after = resp
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let bytes = match resp.bytes().await {
-                Ok(b) => b,
-                Err(e) if e.is_timeout() => return Err(self.timeout_error()),
-                Err(e) => {
-                    return Err(self.upstream(
-                        Some(status.as_u16()),
-                        format!("answer from {} broke off: {}", self.url, error_chain(&e)),
-                    ));
-                }
-            };
-            if status.is_success() {
-                return Ok(bytes.to_vec());
-            }
-            let retryable = status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error();
-            if retryable && !last {
-                let wait = retry_after
-                    .unwrap_or_else(|| self.backoff(attempt))
-                    .min(self.opts.max_backoff);
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            let mut message = error_message(&bytes, status);
-            if retryable {
-                message.push_str(&format!(" (after {attempt} attempts)"));
-            }
-            return Err(self.upstream(Some(status.as_u16()), message));
-        }
-    }
-
-    fn timeout_error(&self) -> EmbedError {
-        EmbedError::Timeout(format!(
-            "{} did not answer {} within {:?} (model {})",
-            self.provider, self.url, self.opts.timeout, self.model
-        ))
-    }
-
-    fn malformed(&self, e: impl std::fmt::Display) -> EmbedError {
-        EmbedError::Invalid(format!(
-            "{} answered {} with malformed JSON: {e}",
-            self.provider, self.url
-        ))
-    }
-
-    /// Checks count, dimension and values, normalises, and records the
-    /// dimension.
-    fn finish(
-        &self,
-        expected: usize,
-        mut vectors: Vec<Vec<f32>>,
-    ) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let p = self.provider;
-        if vectors.len() != expected {
-            return Err(EmbedError::Invalid(format!(
-                "{p} returned {} vectors for {expected} texts",
-                vectors.len()
-            )));
-        }
-        let known = self.dimension();
-        let dim = if known > 0 {
-            known
-        } else {
-            vectors.first().map_or(0, Vec::len)
-        };
-        for (i, v) in vectors.iter_mut().enumerate() {
-            if v.is_empty() || v.len() != dim {
-                return Err(EmbedError::Invalid(format!(
-                    "{p} returned a vector of dimension {} for text {i}, expected {dim} (model {})",
-                    v.len(),
-                    self.model
-                )));
-            }
-            if !l2_normalize(v) {
-                return Err(EmbedError::Invalid(format!(
-                    "{p} returned a zero or non-finite vector for text {i} (model {})",
-                    self.model
-                )));
-            }
-        }
-        if known == 0 && dim > 0 {
-            // first answer fixes the dimension; a racing first answer of
-            // another dimension is caught on the next call
-            let _ = self
-                .dimension
-                .compare_exchange(0, dim, Ordering::Relaxed, Ordering::Relaxed);
-        }
-        Ok(vectors)
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        src = inner.source();
-    }
-    s
-}
-
-/// Extracts `{"error": "..."}` (Ollama) or `{"error": {"message": "..."}}`
-/// (OpenAI) from an error body; otherwise the body's start, or the status.
-fn error_message(body: &[u8], status: StatusCode) -> String {
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        let err = v.get("error");
-        let msg = match err {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(e) => e.get("message").and_then(|m| m.as_str()).map(str::to_owned),
-            None => v.get("message").and_then(|m| m.as_str()).map(str::to_owned),
-        };
-        if let Some(m) = msg.filter(|m| !m.trim().is_empty()) {
-            return m;
-        }
-    }
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.is_empty() {
-        return status.to_string();
-    }
-    let mut cut: String = text.chars().take(500).collect();
-    if cut.len() < text.len() {
-        cut.push('…');
-    }
-    cut
-}
-
-// ---------------------------------------------------------------- Ollama
-
-/// Ollama's `POST /api/embed`.
 /// Vectors, and the tokens the server counted in the texts — `None` when any batch's answer
 /// did not say.
 #[derive(Debug, Clone, PartialEq)]
@@ -319,65 +58,122 @@ impl Counted {
     }
 }
 
+/// An embedding model on an Ollama (`POST /api/embed`) or OpenAI-compatible
+/// (`POST /v1/embeddings`) server. Cheap to clone; clones share the learnt dimension.
 #[derive(Clone)]
-pub struct OllamaEmbedder {
-    http: Http,
+pub struct RemoteEmbedder {
+    provider: Arc<Provider>,
+    model: String,
+    batch_size: usize,
+    /// 0 while unknown.
+    dimension: Arc<AtomicUsize>,
 }
 
-impl std::fmt::Debug for OllamaEmbedder {
+impl std::fmt::Debug for RemoteEmbedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OllamaEmbedder")
-            .field("url", &self.http.url.as_str())
-            .field("model", &self.http.model)
+        f.debug_struct("RemoteEmbedder")
+            .field("provider", &self.provider.name())
+            .field("model", &self.model)
             .finish()
     }
 }
 
-#[derive(Deserialize)]
-struct OllamaResponse {
-    embeddings: Vec<Vec<f32>>,
-    /// Tokens the inputs held, when the server says.
-    #[serde(default)]
-    prompt_eval_count: Option<u64>,
-}
+impl RemoteEmbedder {
+    /// Default Ollama address.
+    pub const OLLAMA_BASE_URL: &'static str = "http://127.0.0.1:11434";
+    /// Default Ollama model.
+    pub const OLLAMA_MODEL: &'static str = "nomic-embed-text";
+    /// Default OpenAI address.
+    pub const OPENAI_BASE_URL: &'static str = "https://api.openai.com";
 
-impl OllamaEmbedder {
-    /// Default server address.
-    pub const DEFAULT_BASE_URL: &'static str = "http://127.0.0.1:11434";
-    /// Default model.
-    pub const DEFAULT_MODEL: &'static str = "nomic-embed-text";
-
-    /// An embedder for `model` on the Ollama server at `base_url` (e.g.
-    /// `http://127.0.0.1:11434`).
-    pub fn new(
+    /// `model` on the Ollama server at `base_url` (e.g. `http://127.0.0.1:11434`).
+    pub fn ollama(
         base_url: &str,
         model: &str,
         options: RemoteOptions,
-    ) -> Result<OllamaEmbedder, EmbedError> {
+    ) -> Result<RemoteEmbedder, EmbedError> {
+        Self::connect(ProviderKind::Ollama, base_url, None, model, options)
+    }
+
+    /// `model` at `base_url` — `https://api.openai.com`, `https://api.openai.com/v1` and
+    /// `…/v1/embeddings` are all accepted. `api_key`, when given, is sent as
+    /// `Authorization: Bearer …`.
+    pub fn openai(
+        base_url: &str,
+        api_key: Option<&str>,
+        model: &str,
+        options: RemoteOptions,
+    ) -> Result<RemoteEmbedder, EmbedError> {
         let base = base_url.trim().trim_end_matches('/');
-        let url = format!("{base}/api/embed");
-        Ok(OllamaEmbedder {
-            http: Http::new("ollama", &url, model.trim().to_owned(), options)?,
+        let base = match base.strip_suffix("/embeddings") {
+            Some(v1) if v1.ends_with("/v1") => v1,
+            _ => base,
+        };
+        Self::connect(ProviderKind::OpenAi, base, api_key, model, options)
+    }
+
+    fn connect(
+        kind: ProviderKind,
+        base_url: &str,
+        api_key: Option<&str>,
+        model: &str,
+        options: RemoteOptions,
+    ) -> Result<RemoteEmbedder, EmbedError> {
+        let mut config = ClientConfig::new()
+            .with_name(kind.as_str())
+            .with_base_url(base_url)
+            .with_options(options.client.clone());
+        if let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
+            config = config.with_api_key(key);
+        }
+        let provider = Provider::new(kind, config).map_err(from_provider)?;
+        Self::over(Arc::new(provider), model, options)
+    }
+
+    /// `model` on an existing provider, sharing its client: its connections, timeouts,
+    /// retries and circuit breaker. Anthropic's API has no embeddings.
+    pub fn over(
+        provider: Arc<Provider>,
+        model: &str,
+        options: RemoteOptions,
+    ) -> Result<RemoteEmbedder, EmbedError> {
+        let name = provider.name().to_owned();
+        if provider.kind() == ProviderKind::Anthropic {
+            return Err(EmbedError::Config(format!(
+                "{name}: Anthropic's API has no embeddings; use an ollama or openai provider"
+            )));
+        }
+        let model = model.trim();
+        if model.is_empty() {
+            return Err(EmbedError::Config(format!("{name}: model name is empty")));
+        }
+        if options.batch_size == 0 {
+            return Err(EmbedError::Config(format!(
+                "{name}: batch_size must be at least 1"
+            )));
+        }
+        if options.dimension == Some(0) {
+            return Err(EmbedError::Config(format!(
+                "{name}: dimension must be at least 1"
+            )));
+        }
+        Ok(RemoteEmbedder {
+            provider,
+            model: model.to_owned(),
+            batch_size: options.batch_size,
+            dimension: Arc::new(AtomicUsize::new(options.dimension.unwrap_or(0))),
         })
     }
 
-    /// `nomic-embed-text` on `http://127.0.0.1:11434`, default options.
-    pub fn with_defaults() -> Result<OllamaEmbedder, EmbedError> {
-        Self::new(
-            Self::DEFAULT_BASE_URL,
-            Self::DEFAULT_MODEL,
-            RemoteOptions::default(),
-        )
-    }
-
-    /// `ollama:<model>`.
+    /// `ollama:<model>` or `openai:<model>`: the wire protocol, not the instance name, so
+    /// that renaming a provider does not look like a change of embedder.
     pub fn id(&self) -> String {
-        format!("ollama:{}", self.http.model)
+        format!("{}:{}", self.provider.kind(), self.model)
     }
 
     /// The dimension given or learnt so far; 0 while unknown.
     pub fn dimension(&self) -> usize {
-        self.http.dimension()
+        self.dimension.load(Ordering::Relaxed)
     }
 
     /// The dimension, asking the server if it is not known yet.
@@ -393,161 +189,96 @@ impl OllamaEmbedder {
         Ok(self.embed_counted(texts).await?.vectors)
     }
 
-    /// Like [`OllamaEmbedder::embed`], with the tokens the server counted
-    /// (`prompt_eval_count`).
+    /// Like [`RemoteEmbedder::embed`], with the tokens the server counted.
     pub async fn embed_counted(&self, texts: &[String]) -> Result<Counted, EmbedError> {
         let mut out = Counted::with_capacity(texts.len());
-        for chunk in texts.chunks(self.http.opts.batch_size) {
-            let body = json!({ "model": self.http.model, "input": chunk });
-            let bytes = self.http.post(&body, None).await?;
-            let resp: OllamaResponse =
-                serde_json::from_slice(&bytes).map_err(|e| self.http.malformed(e))?;
-            out.add(
-                self.http.finish(chunk.len(), resp.embeddings)?,
-                resp.prompt_eval_count,
-            );
+        for batch in texts.chunks(self.batch_size) {
+            let answer = self
+                .provider
+                .embed(&self.model, batch)
+                .await
+                .map_err(from_provider)?;
+            out.add(self.check(answer.vectors)?, answer.prompt_tokens);
         }
         Ok(out)
     }
-}
 
-// ---------------------------------------------------------------- OpenAI
-
-/// OpenAI's (or a compatible server's) `POST /v1/embeddings`.
-#[derive(Clone)]
-pub struct OpenAiEmbedder {
-    http: Http,
-    api_key: Option<String>,
-}
-
-impl std::fmt::Debug for OpenAiEmbedder {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAiEmbedder")
-            .field("url", &self.http.url.as_str())
-            .field("model", &self.http.model)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .finish()
-    }
-}
-
-#[derive(Deserialize)]
-struct OpenAiResponse {
-    data: Vec<OpenAiItem>,
-    #[serde(default)]
-    usage: Option<OpenAiUsage>,
-}
-
-#[derive(Deserialize)]
-struct OpenAiUsage {
-    prompt_tokens: Option<u64>,
-}
-
-#[derive(Deserialize)]
-struct OpenAiItem {
-    index: usize,
-    embedding: Vec<f32>,
-}
-
-impl OpenAiEmbedder {
-    /// Default server address.
-    pub const DEFAULT_BASE_URL: &'static str = "https://api.openai.com";
-
-    /// An embedder for `model` at `base_url` — `https://api.openai.com`,
-    /// `https://api.openai.com/v1` and `…/v1/embeddings` are all accepted.
-    /// `api_key`, when given, is sent as `Authorization: Bearer …`.
-    pub fn new(
-        base_url: &str,
-        api_key: Option<&str>,
-        model: &str,
-        options: RemoteOptions,
-    ) -> Result<OpenAiEmbedder, EmbedError> {
-        let base = base_url.trim().trim_end_matches('/');
-        let url = if base.ends_with("/v1/embeddings") {
-            base.to_owned()
-        } else if base.ends_with("/v1") {
-            format!("{base}/embeddings")
+    /// Checks dimension and values, normalises, and records the dimension. (The provider
+    /// client has already checked that there is one vector per text.)
+    fn check(&self, mut vectors: Vec<Vec<f32>>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let p = self.provider.name();
+        let known = self.dimension();
+        let dim = if known > 0 {
+            known
         } else {
-            format!("{base}/v1/embeddings")
+            vectors.first().map_or(0, Vec::len)
         };
-        let api_key = api_key.map(str::trim).filter(|k| !k.is_empty());
-        if let Some(k) = api_key
-            && reqwest::header::HeaderValue::from_str(&format!("Bearer {k}")).is_err()
-        {
-            return Err(EmbedError::Config(
-                "openai: API key contains characters not allowed in an HTTP header".into(),
-            ));
-        }
-        Ok(OpenAiEmbedder {
-            http: Http::new("openai", &url, model.trim().to_owned(), options)?,
-            api_key: api_key.map(str::to_owned),
-        })
-    }
-
-    /// `openai:<model>`.
-    pub fn id(&self) -> String {
-        format!("openai:{}", self.http.model)
-    }
-
-    /// The dimension given or learnt so far; 0 while unknown.
-    pub fn dimension(&self) -> usize {
-        self.http.dimension()
-    }
-
-    /// The dimension, asking the server if it is not known yet.
-    pub async fn probe_dimension(&self) -> Result<usize, EmbedError> {
-        if self.dimension() == 0 {
-            self.embed(&["dimension probe".to_owned()]).await?;
-        }
-        Ok(self.dimension())
-    }
-
-    /// Embeds `texts` in batches of [`RemoteOptions::batch_size`]; answers
-    /// are put back in input order by their `index`.
-    pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        Ok(self.embed_counted(texts).await?.vectors)
-    }
-
-    /// Like [`OpenAiEmbedder::embed`], with the tokens the server counted
-    /// (`usage.prompt_tokens`).
-    pub async fn embed_counted(&self, texts: &[String]) -> Result<Counted, EmbedError> {
-        let mut out = Counted::with_capacity(texts.len());
-        for chunk in texts.chunks(self.http.opts.batch_size) {
-            let body = json!({ "model": self.http.model, "input": chunk });
-            let bytes = self.http.post(&body, self.api_key.as_deref()).await?;
-            let resp: OpenAiResponse =
-                serde_json::from_slice(&bytes).map_err(|e| self.http.malformed(e))?;
-            let n = chunk.len();
-            if resp.data.len() != n {
+        for (i, v) in vectors.iter_mut().enumerate() {
+            if v.is_empty() || v.len() != dim {
                 return Err(EmbedError::Invalid(format!(
-                    "openai returned {} vectors for {n} texts",
-                    resp.data.len()
+                    "{p} returned a vector of dimension {} for text {i}, expected {dim} (model {})",
+                    v.len(),
+                    self.model
                 )));
             }
-            let mut slots: Vec<Option<Vec<f32>>> = vec![None; n];
-            for item in resp.data {
-                match slots.get_mut(item.index) {
-                    Some(slot @ None) => *slot = Some(item.embedding),
-                    Some(Some(_)) => {
-                        return Err(EmbedError::Invalid(format!(
-                            "openai returned index {} twice",
-                            item.index
-                        )));
-                    }
-                    None => {
-                        return Err(EmbedError::Invalid(format!(
-                            "openai returned index {} for a batch of {n} texts",
-                            item.index
-                        )));
-                    }
-                }
+            if !l2_normalize(v) {
+                return Err(EmbedError::Invalid(format!(
+                    "{p} returned a zero or non-finite vector for text {i} (model {})",
+                    self.model
+                )));
             }
-            let vectors: Vec<Vec<f32>> = slots.into_iter().flatten().collect();
-            out.add(
-                self.http.finish(n, vectors)?,
-                resp.usage.and_then(|u| u.prompt_tokens),
-            );
         }
-        Ok(out)
+        if known == 0 && dim > 0 {
+            // The first answer fixes the dimension; a racing first answer of another
+            // dimension is caught on the next call.
+            let _ = self
+                .dimension
+                .compare_exchange(0, dim, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        Ok(vectors)
+    }
+}
+
+/// A provider failure in this crate's terms: what was wrong with the answer is `Invalid`,
+/// a deadline is `Timeout`, bad settings are `Config`, everything else is `Upstream` (with
+/// the HTTP status when there was one).
+fn from_provider(e: ProviderError) -> EmbedError {
+    let provider = e.provider().to_owned();
+    match e {
+        ProviderError::Config { .. } => EmbedError::Config(e.to_string()),
+        ProviderError::Protocol { .. } => EmbedError::Invalid(e.to_string()),
+        ProviderError::Timeout { .. } => EmbedError::Timeout(e.to_string()),
+        ProviderError::Http {
+            status, message, ..
+        } => EmbedError::Upstream {
+            provider,
+            status: Some(status),
+            message,
+        },
+        ProviderError::RateLimited { message, .. } => EmbedError::Upstream {
+            provider,
+            status: Some(429),
+            message,
+        },
+        ProviderError::Upstream { message, .. } => EmbedError::Upstream {
+            provider,
+            status: None,
+            message,
+        },
+        other => {
+            // Connection failures and an open circuit: the message is the whole error less
+            // the provider's name, which `EmbedError` shows itself.
+            let shown = other.to_string();
+            let message = shown
+                .strip_prefix(&format!("{provider}: "))
+                .unwrap_or(&shown)
+                .to_owned();
+            EmbedError::Upstream {
+                provider,
+                status: None,
+                message,
+            }
+        }
     }
 }
 
@@ -556,73 +287,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn openai_url_forms() {
-        for base in [
-            "https://api.openai.com",
-            "https://api.openai.com/",
-            "https://api.openai.com/v1",
-            "https://api.openai.com/v1/",
-            "https://api.openai.com/v1/embeddings",
-        ] {
-            let e = OpenAiEmbedder::new(base, Some("k"), "m", RemoteOptions::default()).unwrap();
-            assert_eq!(e.http.url.as_str(), "https://api.openai.com/v1/embeddings");
-        }
-    }
-
-    #[test]
     fn bad_config_is_an_error() {
-        assert!(matches!(
-            OllamaEmbedder::new("not a url", "m", RemoteOptions::default()),
-            Err(EmbedError::Config(_))
-        ));
-        assert!(matches!(
-            OllamaEmbedder::new("ftp://x", "m", RemoteOptions::default()),
-            Err(EmbedError::Config(_))
-        ));
-        assert!(matches!(
-            OllamaEmbedder::new("http://x", " ", RemoteOptions::default()),
-            Err(EmbedError::Config(_))
-        ));
-        let opts = RemoteOptions {
+        let d = RemoteOptions::default;
+        let config =
+            |r: Result<RemoteEmbedder, EmbedError>| matches!(r, Err(EmbedError::Config(_)));
+        assert!(config(RemoteEmbedder::ollama("not a url", "m", d())));
+        assert!(config(RemoteEmbedder::ollama("ftp://x", "m", d())));
+        assert!(config(RemoteEmbedder::ollama("http://x", " ", d())));
+        let no_batch = RemoteOptions {
             batch_size: 0,
-            ..RemoteOptions::default()
+            ..d()
         };
-        assert!(matches!(
-            OllamaEmbedder::new("http://x", "m", opts),
-            Err(EmbedError::Config(_))
-        ));
-        assert!(matches!(
-            OpenAiEmbedder::new("http://x", Some("a\nb"), "m", RemoteOptions::default()),
-            Err(EmbedError::Config(_))
-        ));
-    }
-
-    #[test]
-    fn error_bodies() {
-        let s = StatusCode::NOT_FOUND;
-        assert_eq!(
-            error_message(br#"{"error":"model \"x\" not found"}"#, s),
-            "model \"x\" not found"
-        );
-        assert_eq!(
-            error_message(br#"{"error":{"message":"bad key","type":"x"}}"#, s),
-            "bad key"
-        );
-        assert_eq!(error_message(b"", s), "404 Not Found");
-        assert_eq!(error_message(b"oops", s), "oops");
-    }
-
-    #[test]
-    fn backoff_grows_and_caps() {
-        let h = Http::new(
-            "ollama",
-            "http://127.0.0.1:1/api/embed",
-            "m".into(),
-            RemoteOptions::default(),
+        assert!(config(RemoteEmbedder::ollama("http://x", "m", no_batch)));
+        let no_dimension = RemoteOptions {
+            dimension: Some(0),
+            ..d()
+        };
+        assert!(config(RemoteEmbedder::ollama(
+            "http://x",
+            "m",
+            no_dimension
+        )));
+        assert!(config(RemoteEmbedder::openai(
+            "http://x",
+            Some("a\nb"),
+            "m",
+            d()
+        )));
+        let anthropic = Provider::new(
+            ProviderKind::Anthropic,
+            ClientConfig::new().with_base_url("http://127.0.0.1:9"),
         )
         .unwrap();
-        assert_eq!(h.backoff(1), Duration::from_millis(500));
-        assert_eq!(h.backoff(2), Duration::from_millis(1000));
-        assert_eq!(h.backoff(40), Duration::from_secs(10));
+        assert!(config(RemoteEmbedder::over(Arc::new(anthropic), "m", d())));
+    }
+
+    #[test]
+    fn ids_name_the_protocol_and_model() {
+        let d = RemoteOptions::default;
+        let e = RemoteEmbedder::ollama("http://x", " nomic-embed-text ", d()).unwrap();
+        assert_eq!(e.id(), "ollama:nomic-embed-text");
+        let e = RemoteEmbedder::openai("https://api.openai.com/v1/embeddings", None, "t", d());
+        assert_eq!(e.unwrap().id(), "openai:t");
+    }
+
+    #[test]
+    fn provider_errors_keep_status_and_message() {
+        let e = from_provider(ProviderError::Http {
+            provider: "openai".into(),
+            status: 401,
+            kind: Some("invalid_request_error".into()),
+            message: "Incorrect API key provided".into(),
+            retry_after: None,
+        });
+        assert_eq!(
+            e.to_string(),
+            "openai embedding request failed (HTTP 401): Incorrect API key provided"
+        );
+        let e = from_provider(ProviderError::Connect {
+            provider: "ollama".into(),
+            message: "connection refused".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "ollama embedding request failed: connection failed: connection refused"
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Ollama and OpenAI clients against fake servers on 127.0.0.1 that speak
-//! the documented wire formats.
+//! Remote embedders (over the providers' Ollama and OpenAI clients) against fake servers on
+//! 127.0.0.1 that speak the documented wire formats.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
-use zentoria_embed::{EmbedError, Embedder, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+use zentoria_embed::{EmbedError, Embedder, RemoteEmbedder, RemoteOptions};
+use zentoria_providers::ProviderOptions;
 
 #[derive(Debug, Clone)]
 struct Seen {
@@ -23,6 +24,8 @@ enum Reply {
     Json(u16, Value),
     Raw(u16, &'static str),
     RetryAfter(u16, u64, Value),
+    /// 307 to this address.
+    Redirect(String),
     Hang,
 }
 
@@ -63,6 +66,9 @@ where
                         axum::Json(v),
                     )
                         .into_response(),
+                    Reply::Redirect(to) => {
+                        (StatusCode::TEMPORARY_REDIRECT, [(header::LOCATION, to)]).into_response()
+                    }
                     Reply::Hang => {
                         std::future::pending::<()>().await;
                         unreachable!()
@@ -80,14 +86,24 @@ where
 
 fn fast() -> RemoteOptions {
     RemoteOptions {
-        timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(2),
         batch_size: 2,
-        max_attempts: 3,
-        initial_backoff: Duration::from_millis(10),
-        max_backoff: Duration::from_millis(50),
         dimension: None,
+        client: ProviderOptions {
+            first_token_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
+            max_retries: 2,
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            ..ProviderOptions::default()
+        },
     }
+}
+
+/// [`fast`], giving up on an answer after 300 ms.
+fn impatient() -> RemoteOptions {
+    let mut opts = fast();
+    opts.client.first_token_timeout = Duration::from_millis(300);
+    opts
 }
 
 fn texts(items: &[&str]) -> Vec<String> {
@@ -144,8 +160,8 @@ fn ollama_ok(_: usize, seen: &Seen) -> Reply {
 #[tokio::test]
 async fn ollama_success_batches_and_normalises() {
     let (base, log) = serve(ollama_ok).await;
-    let e = Embedder::Ollama(
-        OllamaEmbedder::new(&format!("{base}/"), "nomic-embed-text", fast()).unwrap(),
+    let e = Embedder::from(
+        RemoteEmbedder::ollama(&format!("{base}/"), "nomic-embed-text", fast()).unwrap(),
     );
     assert_eq!(e.id(), "ollama:nomic-embed-text");
     assert_eq!(e.dimension(), 0, "unknown before the first answer");
@@ -170,7 +186,7 @@ async fn ollama_success_batches_and_normalises() {
 #[tokio::test]
 async fn ollama_probe_dimension() {
     let (base, log) = serve(ollama_ok).await;
-    let e = Embedder::from(OllamaEmbedder::new(&base, "m", fast()).unwrap());
+    let e = Embedder::from(RemoteEmbedder::ollama(&base, "m", fast()).unwrap());
     assert_eq!(e.probe_dimension().await.unwrap(), 3);
     assert_eq!(e.probe_dimension().await.unwrap(), 3);
     assert_eq!(log.lock().unwrap().len(), 1, "probed once");
@@ -185,7 +201,7 @@ async fn ollama_model_not_found() {
         )
     })
     .await;
-    let e = OllamaEmbedder::new(&base, "x", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "x", fast()).unwrap();
     let err = e.embed(&texts(&["hi"])).await.unwrap_err();
     let shown = err.to_string();
     let (provider, status, message) = upstream(err);
@@ -209,7 +225,7 @@ async fn ollama_retries_500_then_succeeds() {
         }
     })
     .await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     let out = e.embed(&texts(&["x"])).await.unwrap();
     assert_close(&out[0], &unit(&vec_for("x")));
     assert_eq!(log.lock().unwrap().len(), 2);
@@ -218,24 +234,22 @@ async fn ollama_retries_500_then_succeeds() {
 #[tokio::test]
 async fn ollama_gives_up_after_three_500s() {
     let (base, log) = serve(|_, _| Reply::Json(503, json!({"error": "server busy"}))).await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     let (provider, status, message) = upstream(e.embed(&texts(&["x"])).await.unwrap_err());
     assert_eq!((provider.as_str(), status), ("ollama", Some(503)));
-    assert!(
-        message.contains("server busy") && message.contains("3 attempts"),
-        "{message}"
+    assert_eq!(message, "server busy");
+    assert_eq!(
+        log.lock().unwrap().len(),
+        3,
+        "the first attempt and two retries"
     );
-    assert_eq!(log.lock().unwrap().len(), 3);
 }
 
 #[tokio::test]
 async fn ollama_hanging_server_times_out() {
     let (base, log) = serve(|_, _| Reply::Hang).await;
-    let opts = RemoteOptions {
-        timeout: Duration::from_millis(300),
-        ..fast()
-    };
-    let e = OllamaEmbedder::new(&base, "m", opts).unwrap();
+    let opts = impatient();
+    let e = RemoteEmbedder::ollama(&base, "m", opts).unwrap();
     let err = e.embed(&texts(&["x"])).await.unwrap_err();
     match &err {
         EmbedError::Timeout(m) => assert!(m.contains("ollama"), "{m}"),
@@ -269,7 +283,7 @@ async fn ollama_malformed_answers_are_invalid() {
         let reply = Mutex::new(Some(reply));
         let (base, _) =
             serve(move |_, _| reply.lock().unwrap().take().unwrap_or(Reply::Hang)).await;
-        let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+        let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
         match e.embed(&texts(&["x"])).await.unwrap_err() {
             EmbedError::Invalid(m) => {
                 assert!(m.contains(want), "{m:?} should mention {want:?}");
@@ -291,7 +305,7 @@ async fn ollama_dimension_change_is_rejected() {
         Reply::Json(200, json!({"embeddings": v}))
     })
     .await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     e.embed(&texts(&["x"])).await.unwrap();
     assert_eq!(e.dimension(), 2);
     match e.embed(&texts(&["y"])).await.unwrap_err() {
@@ -301,7 +315,7 @@ async fn ollama_dimension_change_is_rejected() {
     // a mixed batch is rejected too
     let (base, _) =
         serve(|_, _| Reply::Json(200, json!({"embeddings": [[1.0, 0.0], [1.0]]}))).await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     assert!(matches!(
         e.embed(&texts(&["x", "y"])).await,
         Err(EmbedError::Invalid(_))
@@ -309,14 +323,37 @@ async fn ollama_dimension_change_is_rejected() {
 }
 
 #[tokio::test]
-async fn connection_refused_is_retried_then_reported() {
+async fn connection_refused_is_reported() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let e = OllamaEmbedder::new(&format!("http://{addr}"), "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&format!("http://{addr}"), "m", fast()).unwrap();
     let (provider, status, message) = upstream(e.embed(&texts(&["x"])).await.unwrap_err());
     assert_eq!((provider.as_str(), status), ("ollama", None));
-    assert!(message.contains("after 3 attempt"), "{message}");
+    assert!(
+        message.contains("connection failed") && message.contains(&addr.to_string()),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn redirects_are_reported_and_not_followed() {
+    // Following would send the key and the texts to wherever the redirect points.
+    let (elsewhere, followed) = serve(openai_reversed).await;
+    let to = format!("{elsewhere}/v1/embeddings");
+    let (base, log) = serve(move |_, _| Reply::Redirect(to.clone())).await;
+    let e = RemoteEmbedder::openai(&base, Some("sk-secret"), "m", fast()).unwrap();
+    let (provider, status, message) = upstream(e.embed(&texts(&["private"])).await.unwrap_err());
+    assert_eq!((provider.as_str(), status), ("openai", Some(307)));
+    assert!(
+        message.contains(&elsewhere),
+        "names where it points: {message}"
+    );
+    assert_eq!(log.lock().unwrap().len(), 1, "a redirect is not retried");
+    assert!(
+        followed.lock().unwrap().is_empty(),
+        "nothing reached the target"
+    );
 }
 
 // ------------------------------------------------------------------ OpenAI
@@ -348,8 +385,8 @@ async fn openai_out_of_order_index_is_reordered() {
             batch_size: 3,
             ..fast()
         };
-        let e = Embedder::OpenAi(
-            OpenAiEmbedder::new(&base, Some("sk-test"), "text-embedding-3-small", opts).unwrap(),
+        let e = Embedder::from(
+            RemoteEmbedder::openai(&base, Some("sk-test"), "text-embedding-3-small", opts).unwrap(),
         );
         assert_eq!(e.id(), "openai:text-embedding-3-small");
         let input = texts(&["one", "three", "fifteen", "x", "twenty-two"]);
@@ -372,7 +409,7 @@ async fn openai_out_of_order_index_is_reordered() {
 #[tokio::test]
 async fn openai_without_key_sends_no_authorization() {
     let (base, log) = serve(openai_reversed).await;
-    let e = OpenAiEmbedder::new(&base, None, "local-model", fast()).unwrap();
+    let e = RemoteEmbedder::openai(&base, None, "local-model", fast()).unwrap();
     e.embed(&texts(&["a"])).await.unwrap();
     assert_eq!(log.lock().unwrap()[0].auth, None);
 }
@@ -382,7 +419,7 @@ async fn token_counts_are_the_servers_summed_over_batches() {
     let three = texts(&["a b", "c", "d e f"]);
     // OpenAI's usage.prompt_tokens: 5 for each of the two batches.
     let (base, _) = serve(openai_reversed).await;
-    let e = OpenAiEmbedder::new(&base, None, "m", fast()).unwrap();
+    let e = RemoteEmbedder::openai(&base, None, "m", fast()).unwrap();
     let counted = e.embed_counted(&three).await.unwrap();
     assert_eq!(counted.vectors.len(), 3);
     assert_eq!(counted.tokens, Some(10));
@@ -397,11 +434,11 @@ async fn token_counts_are_the_servers_summed_over_batches() {
         )
     })
     .await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     assert_eq!(e.embed_counted(&three).await.unwrap().tokens, Some(6));
     // A server that does not say: no count, rather than a wrong one.
     let (base, _) = serve(ollama_ok).await;
-    let e = OllamaEmbedder::new(&base, "m", fast()).unwrap();
+    let e = RemoteEmbedder::ollama(&base, "m", fast()).unwrap();
     let counted = e.embed_counted(&three).await.unwrap();
     assert_eq!((counted.vectors.len(), counted.tokens), (3, None));
 }
@@ -418,7 +455,8 @@ async fn openai_401_surfaces_error_message() {
         )
     })
     .await;
-    let e = OpenAiEmbedder::new(&base, Some("sk-bad"), "text-embedding-3-small", fast()).unwrap();
+    let e =
+        RemoteEmbedder::openai(&base, Some("sk-bad"), "text-embedding-3-small", fast()).unwrap();
     let err = e.embed(&texts(&["x"])).await.unwrap_err();
     let shown = err.to_string();
     let (provider, status, message) = upstream(err);
@@ -443,7 +481,7 @@ async fn openai_retries_500_and_429() {
         _ => openai_reversed(n, seen),
     })
     .await;
-    let e = OpenAiEmbedder::new(&base, Some("k"), "m", fast()).unwrap();
+    let e = RemoteEmbedder::openai(&base, Some("k"), "m", fast()).unwrap();
     let out = e.embed(&texts(&["ab", "c"])).await.unwrap();
     assert_close(&out[0], &unit(&vec_for("ab")));
     assert_close(&out[1], &unit(&vec_for("c")));
@@ -460,7 +498,7 @@ async fn openai_429_exhausted_names_message() {
         )
     })
     .await;
-    let e = OpenAiEmbedder::new(&base, Some("k"), "m", fast()).unwrap();
+    let e = RemoteEmbedder::openai(&base, Some("k"), "m", fast()).unwrap();
     let (_, status, message) = upstream(e.embed(&texts(&["x"])).await.unwrap_err());
     assert_eq!(status, Some(429));
     assert!(message.contains("Rate limit reached"), "{message}");
@@ -469,11 +507,8 @@ async fn openai_429_exhausted_names_message() {
 #[tokio::test]
 async fn openai_hanging_server_times_out() {
     let (base, _) = serve(|_, _| Reply::Hang).await;
-    let opts = RemoteOptions {
-        timeout: Duration::from_millis(300),
-        ..fast()
-    };
-    let e = OpenAiEmbedder::new(&base, Some("k"), "m", opts).unwrap();
+    let opts = impatient();
+    let e = RemoteEmbedder::openai(&base, Some("k"), "m", opts).unwrap();
     match e.embed(&texts(&["x"])).await.unwrap_err() {
         EmbedError::Timeout(m) => assert!(m.contains("openai") && m.contains("300ms"), "{m}"),
         other => panic!("expected Timeout, got {other:?}"),
@@ -519,7 +554,7 @@ async fn openai_malformed_answers_are_invalid() {
         let reply = Mutex::new(Some(reply));
         let (base, _) =
             serve(move |_, _| reply.lock().unwrap().take().unwrap_or(Reply::Hang)).await;
-        let e = OpenAiEmbedder::new(&base, Some("k"), "m", fast()).unwrap();
+        let e = RemoteEmbedder::openai(&base, Some("k"), "m", fast()).unwrap();
         match e.embed(&texts(&["x", "y"])).await.unwrap_err() {
             EmbedError::Invalid(m) => {
                 assert!(m.contains(want), "{m:?} should mention {want:?}");
@@ -537,7 +572,7 @@ async fn given_dimension_is_enforced() {
         dimension: Some(1536),
         ..fast()
     };
-    let e = Embedder::OpenAi(OpenAiEmbedder::new(&base, Some("k"), "m", opts).unwrap());
+    let e = Embedder::from(RemoteEmbedder::openai(&base, Some("k"), "m", opts).unwrap());
     assert_eq!(e.dimension(), 1536);
     match e.embed(&texts(&["x"])).await.unwrap_err() {
         EmbedError::Invalid(m) => assert!(m.contains("dimension 3") && m.contains("1536"), "{m}"),

@@ -239,10 +239,12 @@ impl HttpClient {
     /// https) and starts it as a task on this thread's runtime.
     async fn connect(&self, endpoint: &Endpoint) -> Result<Pooled, SendError> {
         use tower_service::Service as _;
+        // Named in the error: "connection refused" alone does not say which address refused.
+        // (`dest` carries no credentials; they were taken out of the URL.)
         let connect_error = |e: BoxError| {
             let e: &(dyn StdError + 'static) = &*e;
             SendError::Connect {
-                message: error_chain(e),
+                message: format!("cannot connect to {}: {}", endpoint.dest, error_chain(e)),
                 timed_out: source_chain(e).any(|cause| {
                     cause
                         .downcast_ref::<io::Error>()

@@ -1,8 +1,10 @@
-//! Chat-completion clients for three model-provider wire protocols behind one normalized
-//! interface, built for reliability:
+//! Chat-completion and embedding clients for three model-provider wire protocols behind one
+//! normalized interface, built for reliability:
 //!
-//! * [`OllamaClient`]: Ollama's native `/api/chat` (NDJSON streaming) and `/api/tags`.
-//! * [`OpenAiClient`]: OpenAI-compatible `/v1/chat/completions` (SSE streaming) and `/v1/models`.
+//! * [`OllamaClient`]: Ollama's native `/api/chat` (NDJSON streaming), `/api/embed` and
+//!   `/api/tags`.
+//! * [`OpenAiClient`]: OpenAI-compatible `/v1/chat/completions` (SSE streaming),
+//!   `/v1/embeddings` and `/v1/models`.
 //! * [`AnthropicClient`]: Anthropic Messages API `/v1/messages` (SSE streaming) and `/v1/models`.
 //!
 //! [`Provider`] wraps any of them. Every call goes through the same machinery
@@ -36,6 +38,7 @@
 mod anthropic;
 mod breaker;
 mod client;
+mod embed;
 mod error;
 pub mod ndjson;
 mod ollama;
@@ -55,6 +58,7 @@ pub const MAX_LINE: usize = 16 * 1024 * 1024;
 pub use anthropic::{ANTHROPIC_VERSION, AnthropicClient};
 pub use breaker::BreakerState;
 pub use client::Proxy;
+pub use embed::Embeddings;
 pub use error::{ProviderError, TimeoutPhase};
 pub use ollama::OllamaClient;
 pub use openai::OpenAiClient;

@@ -1,4 +1,5 @@
-//! Ollama's native chat API (`/api/chat`, NDJSON streaming).
+//! Ollama's native API: chat (`/api/chat`, NDJSON streaming), embeddings (`/api/embed`) and
+//! models (`/api/tags`).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -7,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::breaker::BreakerState;
+use crate::embed::{self, EmbedRequest, Embeddings};
 use crate::error::{ProviderError, protocol};
 use crate::ndjson::NdjsonParser;
 use crate::provider::{ClientConfig, base_url};
@@ -22,6 +24,7 @@ pub struct OllamaClient {
     transport: Transport,
     base: String,
     chat_url: crate::client::Endpoint,
+    embed_url: crate::client::Endpoint,
 }
 
 impl OllamaClient {
@@ -52,10 +55,12 @@ impl OllamaClient {
         }
         let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let chat_url = transport.endpoint(&format!("{base}/api/chat"))?;
+        let embed_url = transport.endpoint(&format!("{base}/api/embed"))?;
         Ok(Self {
             transport,
             base,
             chat_url,
+            embed_url,
         })
     }
 
@@ -92,6 +97,20 @@ impl OllamaClient {
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OllamaDecoder::new(name))
+            .await
+    }
+
+    /// Embeds `inputs` with `model` in one request (`POST /api/embed`).
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        let request = EmbedRequest {
+            model,
+            input: inputs,
+            encoding_format: None,
+        };
+        let spec = RequestSpec::post_json(&self.embed_url, &request);
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| embed::decode_ollama(name, body, inputs.len()))
             .await
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::breaker::BreakerState;
+use crate::embed::{self, EmbedRequest, Embeddings};
 use crate::error::{ProviderError, Secret, protocol};
 use crate::provider::{ClientConfig, base_url};
 use crate::sse::{SseEvent, SseParser};
@@ -25,6 +26,7 @@ pub struct OpenAiClient {
     transport: Transport,
     api_base: String,
     chat_url: crate::client::Endpoint,
+    embed_url: crate::client::Endpoint,
 }
 
 impl OpenAiClient {
@@ -58,10 +60,12 @@ impl OpenAiClient {
         }
         let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let chat_url = transport.endpoint(&format!("{api_base}/chat/completions"))?;
+        let embed_url = transport.endpoint(&format!("{api_base}/embeddings"))?;
         Ok(Self {
             transport,
             api_base,
             chat_url,
+            embed_url,
         })
     }
 
@@ -90,6 +94,20 @@ impl OpenAiClient {
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OpenAiDecoder::new(name))
+            .await
+    }
+
+    /// Embeds `inputs` with `model` in one request (`POST /v1/embeddings`, floats).
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        let request = EmbedRequest {
+            model,
+            input: inputs,
+            encoding_format: Some("float"),
+        };
+        let spec = RequestSpec::post_json(&self.embed_url, &request);
+        let name = self.name();
+        self.transport
+            .call(&spec, |body| embed::decode_openai(name, body, inputs.len()))
             .await
     }
 

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::anthropic::AnthropicClient;
 use crate::breaker::BreakerState;
 use crate::client::Proxy;
+use crate::embed::Embeddings;
 use crate::error::ProviderError;
 use crate::ollama::OllamaClient;
 use crate::openai::OpenAiClient;
@@ -210,6 +211,20 @@ impl Provider {
     /// provider); errors after that arrive as stream items.
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
         dispatch!(self, c => c.chat_stream(request).await)
+    }
+
+    /// Embeds `inputs` with `model` in one request (Ollama's `/api/embed`, OpenAI's
+    /// `/v1/embeddings`). Anthropic's API has no embeddings: a [`ProviderError::Config`].
+    pub async fn embed(&self, model: &str, inputs: &[String]) -> Result<Embeddings, ProviderError> {
+        match self {
+            Provider::Ollama(c) => c.embed(model, inputs).await,
+            Provider::OpenAi(c) => c.embed(model, inputs).await,
+            Provider::Anthropic(c) => Err(ProviderError::Config {
+                provider: c.name().to_owned(),
+                message: "Anthropic's API has no embeddings; use an ollama or openai provider"
+                    .into(),
+            }),
+        }
     }
 
     /// Models the provider offers.

@@ -345,7 +345,7 @@ fn ai_settings(c: &Config) -> anyhow::Result<zentoria_ai::AiSettings> {
 
 /// The configured embedder (loading a local model now, so a bad one stops startup).
 fn embedder(c: &Config) -> anyhow::Result<Option<zentoria_knowledge::Embedder>> {
-    use zentoria_embed::{LocalBert, LocalOptions, OllamaEmbedder, OpenAiEmbedder, RemoteOptions};
+    use zentoria_embed::{LocalBert, LocalOptions, RemoteEmbedder, RemoteOptions};
     let k = &c.knowledge;
     let or = |v: &str, default: &str| {
         if v.trim().is_empty() {
@@ -373,16 +373,16 @@ fn embedder(c: &Config) -> anyhow::Result<Option<zentoria_knowledge::Embedder>> 
             tracing::info!(model = %model.id(), dimension = model.dimension(), ms = started.elapsed().as_millis() as u64, "embedding model loaded");
             model.into()
         }
-        "ollama" => OllamaEmbedder::new(
-            &or(&k.embedder_url, OllamaEmbedder::DEFAULT_BASE_URL),
-            &or(&k.embedder_model, OllamaEmbedder::DEFAULT_MODEL),
+        "ollama" => RemoteEmbedder::ollama(
+            &or(&k.embedder_url, RemoteEmbedder::OLLAMA_BASE_URL),
+            &or(&k.embedder_model, RemoteEmbedder::OLLAMA_MODEL),
             remote,
         )?
         .into(),
         "openai" => {
             let key = (!k.embedder_api_key.is_empty()).then_some(k.embedder_api_key.as_str());
-            OpenAiEmbedder::new(
-                &or(&k.embedder_url, OpenAiEmbedder::DEFAULT_BASE_URL),
+            RemoteEmbedder::openai(
+                &or(&k.embedder_url, RemoteEmbedder::OPENAI_BASE_URL),
                 key,
                 &or(&k.embedder_model, "text-embedding-3-small"),
                 remote,
