@@ -4,7 +4,7 @@
 //! usage accounting as chat.
 
 use zentoria_core::{Error, Result, Scope};
-use zentoria_embed::{Counted, RemoteEmbedder, RemoteOptions};
+use zentoria_embed::{Counted, EmbedError, RemoteEmbedder, RemoteOptions};
 use zentoria_platform::Principal;
 use zentoria_providers::{ProviderKind, Usage};
 
@@ -92,7 +92,13 @@ impl Ai {
                 answer.is_err(),
             );
         }
-        let counted = answer.map_err(|e| Error::Upstream(format!("provider {name}: {e}")))?;
+        let counted = answer.map_err(|e| match e {
+            // As for chat: the provider's 429 stays a 429, with its advice on when to retry.
+            EmbedError::RateLimited { retry_after, .. } => Error::RateLimited {
+                retry_after_secs: retry_after.map_or(1, |d| d.as_secs().max(1)),
+            },
+            e => Error::Upstream(format!("provider {name}: {e}")),
+        })?;
         Ok(Embeddings {
             model: route.model,
             vectors: counted.vectors,

@@ -15,6 +15,16 @@ pub enum EmbedError {
         /// The provider's own error message when it gave one.
         message: String,
     },
+    /// The provider kept answering HTTP 429 (too many requests) through the retries.
+    #[error("{provider} embedding request rate limited{}: {message}", retry_text(*.retry_after))]
+    RateLimited {
+        /// The provider instance.
+        provider: String,
+        /// How long the provider asked to wait (`Retry-After`), when it said.
+        retry_after: Option<std::time::Duration>,
+        /// The provider's own error message.
+        message: String,
+    },
     /// The provider did not answer in time.
     #[error("embedding request timed out: {0}")]
     Timeout(String),
@@ -27,6 +37,13 @@ pub enum EmbedError {
 fn status_text(status: Option<u16>) -> String {
     match status {
         Some(s) => format!(" (HTTP {s})"),
+        None => String::new(),
+    }
+}
+
+fn retry_text(after: Option<std::time::Duration>) -> String {
+    match after {
+        Some(d) => format!(" (retry after {d:?})"),
         None => String::new(),
     }
 }

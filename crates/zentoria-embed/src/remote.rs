@@ -240,8 +240,8 @@ impl RemoteEmbedder {
 }
 
 /// A provider failure in this crate's terms: what was wrong with the answer is `Invalid`,
-/// a deadline is `Timeout`, bad settings are `Config`, everything else is `Upstream` (with
-/// the HTTP status when there was one).
+/// a deadline is `Timeout`, bad settings are `Config`, a 429 is `RateLimited`, everything
+/// else is `Upstream` (with the HTTP status when there was one).
 fn from_provider(e: ProviderError) -> EmbedError {
     let provider = e.provider().to_owned();
     match e {
@@ -255,9 +255,13 @@ fn from_provider(e: ProviderError) -> EmbedError {
             status: Some(status),
             message,
         },
-        ProviderError::RateLimited { message, .. } => EmbedError::Upstream {
+        ProviderError::RateLimited {
+            retry_after,
+            message,
+            ..
+        } => EmbedError::RateLimited {
             provider,
-            status: Some(429),
+            retry_after,
             message,
         },
         ProviderError::Upstream { message, .. } => EmbedError::Upstream {

@@ -499,9 +499,22 @@ async fn openai_429_exhausted_names_message() {
     })
     .await;
     let e = RemoteEmbedder::openai(&base, Some("k"), "m", fast()).unwrap();
-    let (_, status, message) = upstream(e.embed(&texts(&["x"])).await.unwrap_err());
-    assert_eq!(status, Some(429));
-    assert!(message.contains("Rate limit reached"), "{message}");
+    match e.embed(&texts(&["x"])).await.unwrap_err() {
+        EmbedError::RateLimited {
+            provider,
+            retry_after,
+            message,
+        } => {
+            assert_eq!(provider, "openai");
+            assert_eq!(
+                retry_after,
+                Some(Duration::ZERO),
+                "the server's Retry-After"
+            );
+            assert!(message.contains("Rate limit reached"), "{message}");
+        }
+        other => panic!("expected RateLimited, got {other:?}"),
+    }
 }
 
 #[tokio::test]

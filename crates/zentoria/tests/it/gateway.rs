@@ -767,6 +767,7 @@ async fn an_unreachable_model_falls_back_before_anything_is_streamed() {
 
 #[tokio::test]
 async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
+    use std::sync::atomic::Ordering::SeqCst;
     let up = FakeUpstream::start().await;
     let tweak = providers(&up.url);
     let url = up.url.clone();
@@ -847,12 +848,16 @@ async fn embeddings_come_from_ollama_and_openai_providers_in_openais_format() {
         let r = embed(body.clone()).await.unwrap();
         assert_error(r, status, "invalid_request").await;
     }
-    up.seen
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    let r = embed(json!({"model": "openai/e", "input": "a"}))
-        .await
-        .unwrap();
+    // The provider's 429 stays a 429 with its Retry-After, as for chat; a 500 is a 502.
+    let one = json!({"model": "openai/e", "input": "a"});
+    let seen = &up.seen;
+    seen.rate_limited.store(true, SeqCst);
+    let r = embed(one.clone()).await.unwrap();
+    assert_eq!(r.headers()["retry-after"], "7");
+    assert_error(r, 429, "rate_limited").await;
+    seen.rate_limited.store(false, SeqCst);
+    seen.failing.store(true, SeqCst);
+    let r = embed(one).await.unwrap();
     let body = assert_error(r, 502, "upstream_error").await;
     assert!(
         body["error"]["message"]

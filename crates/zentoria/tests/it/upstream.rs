@@ -33,6 +33,8 @@ pub struct Recorded {
     pub requests: AtomicUsize,
     /// Answer every request with a 500 while set.
     pub failing: AtomicBool,
+    /// Answer OpenAI embedding requests with a 429 (`Retry-After: 7`) while set.
+    pub rate_limited: AtomicBool,
     pub last_auth: std::sync::Mutex<Option<String>>,
     pub last_model: std::sync::Mutex<Option<String>>,
     /// The last chat request's body, as sent.
@@ -132,6 +134,14 @@ async fn openai_embeddings(
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(json!({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": null, "code": null}})),
+        )
+            .into_response();
+    }
+    if seen.rate_limited.load(Ordering::SeqCst) {
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(axum::http::header::RETRY_AFTER, "7")],
+            Json(json!({"error": {"message": "Rate limit reached for text-embedding-3-small in organization org-x on requests per min (RPM): Limit 3000, Used 3000, Requested 1.", "type": "requests", "param": null, "code": "rate_limit_exceeded"}})),
         )
             .into_response();
     }
