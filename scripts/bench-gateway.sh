@@ -27,12 +27,19 @@
 #
 #   python3 -m venv ~/.cache/zentoria/litellm-venv
 #   ~/.cache/zentoria/litellm-venv/bin/pip install 'litellm[proxy]'
+#
+# PEER=nginx adds nginx as a plain reverse proxy to the same fake upstream (keep-alive upstream
+# connections, no buffering, no logs; NGINX_WORKERS worker processes, default one per core, on
+# Zentoria's CPU when PIN=1): what one proxy hop costs on this machine with no authentication,
+# no JSON and no accounting — the floor under any gateway's added latency. It gets a row after
+# each zentoria row, a fixed-rate run of its own with SEPARATE=1, or a third path interleaved
+# with the other two otherwise. apt-get install nginx-light.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
 CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
-PEER="${PEER:-}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
+PEER="${PEER:-}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
@@ -43,13 +50,15 @@ case "$PEER" in
         echo "  python3 -m venv $LITELLM_VENV && $LITELLM_VENV/bin/pip install 'litellm[proxy]'" >&2
         exit 1
     } ;;
-    *) echo "PEER=$PEER: the only peer known is litellm" >&2; exit 1 ;;
+    nginx) command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || {
+        echo "PEER=nginx needs nginx: apt-get install nginx-light" >&2; exit 1; } ;;
+    *) echo "PEER=$PEER: the peers known are litellm and nginx" >&2; exit 1 ;;
 esac
 
 cargo build --release -q -p zentoria -p zentoria-bench
 BIN="$CARGO_TARGET_DIR/release"
 WORK="$(mktemp -d)"
-cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" "${LT_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
+cleanup() { kill "${UP_PID:-}" "${ZT_PID:-}" "${LT_PID:-}" "${NG_PID:-}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 "${ON_LOAD[@]}" "$BIN/zentoria-bench" fake-openai 127.0.0.1:0 >"$WORK/up.addr" &
@@ -82,6 +91,37 @@ YAML
         "${ON_GATEWAY[@]}" "$LITELLM_VENV/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 \
         --port "${LT##*:}" --num_workers "$LITELLM_WORKERS" >"$WORK/litellm.log" 2>&1 &
     LT_PID=$!
+fi
+
+if [ "$PEER" = nginx ]; then
+    NG="http://127.0.0.1:$(free_port)"
+    mkdir -p "$WORK/nginx"
+    cat >"$WORK/nginx/nginx.conf" <<CONF
+worker_processes $NGINX_WORKERS;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+daemon off;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    upstream fake { server ${UP#http://}; keepalive 256; }
+    server {
+        listen ${NG#http://};
+        location / {
+            proxy_pass http://fake;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+        }
+    }
+}
+CONF
+    "${ON_GATEWAY[@]}" "$(command -v nginx || echo /usr/sbin/nginx)" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" \
+        -e "$WORK/nginx/error.log" &
+    NG_PID=$!
+    for _ in $(seq 100); do curl -s -o /dev/null "$NG/" && break; sleep 0.05; done
 fi
 
 export ZENTORIA_DATA_DIR="$WORK/data" ZENTORIA_LOG_LEVEL=warn ZENTORIA_RATE_LIMIT_PER_MINUTE=0 \
@@ -191,6 +231,7 @@ wrk -t1 -c8 -d2s -s "$(lua openai/gpt-4o-mini false)" "$ZT/v1/chat/completions" 
 if [ "$PEER" = litellm ]; then
     wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false "$LT_KEY")" "$LT/v1/chat/completions" >/dev/null
 fi
+if [ "$PEER" = nginx ]; then wrk -t1 -c8 -d2s -s "$(lua gpt-4o-mini false)" "$NG/v1/chat/completions" >/dev/null; fi
 # cpu_us_per_req: CPU time (user + system) per request of the fake upstream (direct) or of
 # Zentoria alone (through), or of LiteLLM's processes (litellm).
 # own_mean_ms, own_p99_le_ms: Zentoria's own time as it reports it (x-zentoria-overhead-ms,
@@ -208,6 +249,10 @@ for r in $(seq "$ROUNDS"); do
             if [ "$PEER" = litellm ]; then
                 line="$(run "$LT" gpt-4o-mini "$stream" "$c" "$LT_PID" "$LT_KEY")"
                 echo "$r,$stream,$c,litellm,$line,-,-"
+            fi
+            if [ "$PEER" = nginx ]; then
+                line="$(run "$NG" gpt-4o-mini "$stream" "$c" "$NG_PID")"
+                echo "$r,$stream,$c,nginx,$line,-,-"
             fi
         done
     done
@@ -233,13 +278,17 @@ for path, line in zip(sys.argv[3:], sys.stdin):
 # answer) and of Zentoria (per request through it; idle work only when it had none).
 listed() { local x="$1" y; shift; for y in "$@"; do [ "$x" = "$y" ] && return 0; done; return 1; }
 rate_run() {
-    local rate="$1" stream="$2" up0 zt0 args=() path
+    local rate="$1" stream="$2" up0 zt0 ng0 args=() path
     shift 2
     for path in "$@"; do
-        if [ "$path" = zentoria ]; then args+=("$ZT/v1/chat/completions"); else args+=("$UP/v1/chat/completions"); fi
+        case "$path" in
+            zentoria) args+=("$ZT/v1/chat/completions") ;;
+            nginx) args+=("$NG/v1/chat/completions") ;;
+            *) args+=("$UP/v1/chat/completions") ;;
+        esac
         args+=("$WORK/body-$stream-$path.json")
     done
-    up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"
+    up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"; ng0="$(cpu_ticks "${NG_PID:-$ZT_PID}")"
     local perf_pid=""
     if [ "$PERF" = 1 ] && listed zentoria "$@"; then
         perf stat -x, -o "$WORK/perf.csv" -e task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom \
@@ -261,34 +310,38 @@ print("# perf stat on zentoria, per request: CPU %.0f us, context switches %.2f,
     fi
     python3 -c '
 import json, sys
-rate, secs, up, zt, hz = (float(x) for x in sys.argv[1:6])
-paths = sys.argv[8:]
-gen = json.loads(open(sys.argv[6]).readline())["generator_cpu_ms"] * 1000
+rate, secs, up, zt, ng, hz = (float(x) for x in sys.argv[1:7])
+paths = sys.argv[9:]
+gen = json.loads(open(sys.argv[7]).readline())["generator_cpu_ms"] * 1000
 n = rate * secs
 zt_us = "%.0f" % (zt / hz * 1e6 / n) if "zentoria" in paths else "idle"
-print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.0f, zentoria %s; cores busy: %.2f" % (
-    rate, sys.argv[7], "+".join(paths), gen / (len(paths) * n), up / hz * 1e6 / (len(paths) * n), zt_us,
-    (gen / 1e6 + (up + zt) / hz) / secs))' \
+ng_us = ", nginx %.0f" % (ng / hz * 1e6 / n) if "nginx" in paths else ""
+ng = ng if "nginx" in paths else 0
+print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.0f, zentoria %s%s; cores busy: %.2f" % (
+    rate, sys.argv[8], "+".join(paths), gen / (len(paths) * n), up / hz * 1e6 / (len(paths) * n), zt_us, ng_us,
+    (gen / 1e6 + (up + zt + ng) / hz) / secs))' \
         "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
-        "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream" "$@"
+        "$(($(cpu_ticks "${NG_PID:-$ZT_PID}") - ng0))" "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream" "$@"
 }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
 echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
 for rate in $all_rates; do
     for stream in false true; do
-        for path in direct zentoria litellm; do
+        for path in direct zentoria litellm nginx; do
             if [ "$path" = zentoria ]; then model=openai/gpt-4o-mini; else model=gpt-4o-mini; fi
             printf '{"model":"%s","messages":[{"role":"user","content":"Say something short."}],"stream":%s}' \
                 "$model" "$stream" >"$WORK/body-$stream-$path.json"
         done
         # shellcheck disable=SC2086 # the lists split on spaces
         if listed "$rate" $RATES; then
+            peers=(); [ "$PEER" = nginx ] && peers=(nginx)
             if [ "$SEPARATE" = 1 ]; then
                 rate_run "$rate" "$stream" direct
                 rate_run "$rate" "$stream" zentoria
+                for path in "${peers[@]}"; do rate_run "$rate" "$stream" "$path"; done
             else
-                rate_run "$rate" "$stream" direct zentoria
+                rate_run "$rate" "$stream" direct zentoria "${peers[@]}"
             fi
         fi
         # shellcheck disable=SC2086
@@ -305,4 +358,5 @@ if [ "$PEER" = litellm ]; then
     echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"
     echo "# litellm $("$LITELLM_VENV/bin/python" -c 'import importlib.metadata as m; print(m.version("litellm"))'), uvicorn, LITELLM_WORKERS=$LITELLM_WORKERS"
 fi
+if [ "$PEER" = nginx ]; then echo "# nginx RSS after the runs: $(rss "$NG_PID"); $(nginx -v 2>&1), worker_processes $NGINX_WORKERS"; fi
 echo "# wrk -t1 -d$DURATION; $(nproc) cores; PIN=$PIN; ZT_THREADS=${ZT_THREADS:-cores}; ZT_WORKERS=${ZT_WORKERS:-cores}; SEPARATE=$SEPARATE; $(date -u +%Y-%m-%d)"
