@@ -6,7 +6,7 @@
 use zentoria_core::{Error, Result, Scope};
 use zentoria_embed::{Counted, EmbedError, RemoteEmbedder, RemoteOptions};
 use zentoria_platform::Principal;
-use zentoria_providers::{ProviderKind, Usage};
+use zentoria_providers::Usage;
 
 use crate::Ai;
 
@@ -57,19 +57,14 @@ impl Ai {
             log.check_budget(p).await?;
         }
         let name = route.provider.name().to_owned();
-        if route.provider.kind() == ProviderKind::Anthropic {
-            return Err(Error::invalid(format!(
-                "provider {name} speaks Anthropic's API, which has no embeddings; \
-                 use an ollama or openai provider"
-            )));
-        }
         // The provider's own client: its connections, timeouts, retries and circuit breaker.
+        // An Anthropic provider (no embeddings API) is refused here.
         let embedder = RemoteEmbedder::over(
             route.provider.clone(),
             &route.upstream_model,
             RemoteOptions::default(),
         )
-        .map_err(|e| Error::invalid(format!("provider {name}: cannot embed with it: {e}")))?;
+        .map_err(|e| Error::invalid(format!("cannot embed with provider {name}: {e}")))?;
         let answer = embedder.embed_counted(&inputs).await;
         let prompt_tokens = match &answer {
             Ok(Counted {
