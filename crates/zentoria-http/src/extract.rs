@@ -125,14 +125,19 @@ pub async fn json_body<T: serde::de::DeserializeOwned>(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<T, Error> {
-    let bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+    let bytes = body_bytes(body, limit).await?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(format!("the body is not a valid request: {e}")))
+}
+
+/// A request's whole body, refused with 413 past `limit` bytes.
+pub async fn body_bytes(body: axum::body::Body, limit: usize) -> Result<axum::body::Bytes, Error> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| {
         Error::TooLarge(format!(
             "the request body is larger than {} KiB",
             limit / 1024
         ))
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid(format!("the body is not a valid request: {e}")))
+    })
 }
 
 /// Whether the client asked for server-sent events.

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
     ChatRequest, FinishReason, Message, Role, StreamEvent, ToolCall, ToolSpec, Usage,
@@ -66,8 +66,8 @@ pub async fn chat_completions(
     let arrived = arrived.map_or_else(Instant::now, |a| a.0.0);
     // Before reading the body: a key without the scope learns nothing about the request.
     auth.require(Scope::Chat)?;
-    let req: Value = crate::extract::json_body(body, MAX_BODY).await?;
-    let parsed = parse_request(&req)?;
+    let body = crate::extract::body_bytes(body, MAX_BODY).await?;
+    let parsed = parse_request(&body)?;
     let route = state.ai.route(parsed.model.as_deref())?;
     let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
     let created = zentoria_core::time::now_ms() / 1000;
@@ -225,146 +225,233 @@ struct Parsed {
     include_usage: bool,
 }
 
+/// OpenAI's chat completion request, as far as the gateway reads it; other fields are ignored.
+/// Decoded straight into typed fields: read as a `serde_json::Value` first, every message was
+/// a map of owned keys and its text was then copied once more.
+#[derive(Deserialize)]
+struct WireRequest {
+    model: Option<String>,
+    messages: Vec<WireMessage>,
+    tools: Option<Vec<WireTool>>,
+    stop: Option<Stop>,
+    temperature: Option<f64>,
+    top_p: Option<f64>,
+    max_completion_tokens: Option<u64>,
+    max_tokens: Option<u64>,
+    stream: Option<bool>,
+    stream_options: Option<WireStreamOptions>,
+    n: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct WireStreamOptions {
+    include_usage: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum WireRole {
+    System,
+    Developer,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    role: WireRole,
+    #[serde(default)]
+    content: Content,
+    tool_calls: Option<Vec<WireCall>>,
+    tool_call_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireCall {
+    id: Option<String>,
+    function: WireCalled,
+}
+
+#[derive(Deserialize)]
+struct WireCalled {
+    name: Option<String>,
+    /// A JSON object, as a string.
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireTool {
+    function: WireToolFunction,
+}
+
+#[derive(Deserialize)]
+struct WireToolFunction {
+    name: String,
+    description: Option<String>,
+    parameters: Option<Value>,
+}
+
+/// A message's `content`: a string, `null`, or an array of parts of which only text parts are
+/// taken (the others are refused: the providers here are given text).
+#[derive(Default)]
+struct Content(String);
+
+/// One part of an array `content`.
+#[derive(Deserialize)]
+struct ContentPart {
+    r#type: String,
+    text: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Content {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Content;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string, null or an array of text parts")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content, E> {
+                Ok(Content(v.to_owned()))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content, E> {
+                Ok(Content(v))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Content, E> {
+                Ok(Content::default())
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<Content, E> {
+                Ok(Content::default())
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Content, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Content, A::Error> {
+                let mut text = String::new();
+                while let Some(part) = seq.next_element::<ContentPart>()? {
+                    if part.r#type != "text" {
+                        return Err(serde::de::Error::custom(format!(
+                            "content parts of type {:?} are not supported yet; send text",
+                            part.r#type
+                        )));
+                    }
+                    text.push_str(part.text.as_deref().unwrap_or_default());
+                }
+                Ok(Content(text))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// `stop`: one string or several.
+struct Stop(Vec<String>);
+
+impl<'de> Deserialize<'de> for Stop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Stop;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Stop, E> {
+                Ok(Stop(vec![v.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Stop, A::Error> {
+                let mut all = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    all.push(s);
+                }
+                Ok(Stop(all))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// OpenAI's request → the normalized one. Unsupported parts are refused, not dropped.
-fn parse_request(v: &Value) -> Result<Parsed, Error> {
-    let obj = v
-        .as_object()
-        .ok_or_else(|| Error::invalid("the body must be a JSON object"))?;
-    if let Some(n) = obj.get("n").and_then(Value::as_u64)
-        && n != 1
-    {
+fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
+    let req: WireRequest = serde_json::from_slice(body)
+        .map_err(|e| Error::invalid(format!("the body is not a valid request: {e}")))?;
+    if req.n.is_some_and(|n| n != 1) {
         return Err(Error::invalid("n must be 1: one choice per request"));
     }
-    let model = obj.get("model").and_then(Value::as_str).map(str::to_owned);
-    let messages = obj
-        .get("messages")
-        .and_then(Value::as_array)
-        .ok_or_else(|| Error::invalid("messages must be an array"))?
-        .iter()
+    let messages = req
+        .messages
+        .into_iter()
         .enumerate()
-        .map(|(i, m)| parse_message(i, m))
+        .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
-    let tools = match obj.get("tools") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(tools)) => tools
-            .iter()
-            .map(|t| {
-                let f = &t["function"];
-                let name = f["name"]
-                    .as_str()
-                    .ok_or_else(|| Error::invalid("each tool needs function.name"))?;
-                Ok(ToolSpec {
-                    name: name.to_owned(),
-                    description: f["description"].as_str().unwrap_or_default().to_owned(),
-                    parameters: f
-                        .get("parameters")
-                        .cloned()
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-                })
-            })
-            .collect::<Result<Vec<_>, Error>>()?,
-        Some(_) => return Err(Error::invalid("tools must be an array")),
-    };
-    let stop = match obj.get("stop") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(a)) => a
-            .iter()
-            .map(|s| {
-                s.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| Error::invalid("stop must be a string or strings"))
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => return Err(Error::invalid("stop must be a string or strings")),
-    };
-    let number = |k: &str| obj.get(k).and_then(Value::as_f64).map(|x| x as f32);
-    let max_tokens = obj
-        .get("max_completion_tokens")
-        .or_else(|| obj.get("max_tokens"))
-        .and_then(Value::as_u64)
+    let tools = req
+        .tools
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| ToolSpec {
+            name: t.function.name,
+            description: t.function.description.unwrap_or_default(),
+            parameters: t
+                .function
+                .parameters
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        })
+        .collect();
+    let max_tokens = req
+        .max_completion_tokens
+        .or(req.max_tokens)
         .map(|n| n.min(u64::from(u32::MAX)) as u32);
-    let stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    let include_usage = obj
-        .get("stream_options")
-        .and_then(|o| o.get("include_usage"))
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
     Ok(Parsed {
-        model,
+        model: req.model,
         request: ChatRequest {
             model: String::new(),
             messages,
             tools,
-            temperature: number("temperature"),
+            temperature: req.temperature.map(|x| x as f32),
             max_tokens,
-            top_p: number("top_p"),
-            stop,
+            top_p: req.top_p.map(|x| x as f32),
+            stop: req.stop.map(|s| s.0).unwrap_or_default(),
         },
-        stream,
-        include_usage,
+        stream: req.stream.unwrap_or(false),
+        include_usage: req
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false),
     })
 }
 
-fn parse_message(i: usize, m: &Value) -> Result<Message, Error> {
-    let role = match m["role"].as_str() {
-        Some("system" | "developer") => Role::System,
-        Some("user") => Role::User,
-        Some("assistant") => Role::Assistant,
-        Some("tool") => Role::Tool,
-        other => {
-            return Err(Error::invalid(format!(
-                "messages[{i}].role {other:?} is not system, developer, user, assistant or tool"
-            )));
-        }
+fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
+    let role = match m.role {
+        WireRole::System | WireRole::Developer => Role::System,
+        WireRole::User => Role::User,
+        WireRole::Assistant => Role::Assistant,
+        WireRole::Tool => Role::Tool,
     };
-    let content = match &m["content"] {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            let mut text = String::new();
-            for p in parts {
-                match p["type"].as_str() {
-                    Some("text") => text.push_str(p["text"].as_str().unwrap_or_default()),
-                    other => {
-                        return Err(Error::invalid(format!(
-                            "messages[{i}]: content parts of type {other:?} are not supported yet; send text"
-                        )));
-                    }
-                }
-            }
-            text
-        }
-        _ => {
-            return Err(Error::invalid(format!(
-                "messages[{i}].content must be a string or an array of parts"
-            )));
-        }
-    };
-    let tool_calls = match &m["tool_calls"] {
-        Value::Array(calls) => calls
-            .iter()
-            .map(|c| {
-                let f = &c["function"];
-                let args = f["arguments"].as_str().unwrap_or("{}");
-                Ok(ToolCall {
-                    id: c["id"].as_str().unwrap_or_default().to_owned(),
-                    name: f["name"].as_str().unwrap_or_default().to_owned(),
-                    arguments: serde_json::from_str(args).map_err(|e| {
-                        Error::invalid(format!(
-                            "messages[{i}].tool_calls: arguments are not JSON: {e}"
-                        ))
-                    })?,
-                })
+    let tool_calls = m
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| {
+            let args = c.function.arguments.as_deref().unwrap_or("{}");
+            Ok(ToolCall {
+                id: c.id.unwrap_or_default(),
+                name: c.function.name.unwrap_or_default(),
+                arguments: serde_json::from_str(args).map_err(|e| {
+                    Error::invalid(format!(
+                        "messages[{i}].tool_calls: arguments are not JSON: {e}"
+                    ))
+                })?,
             })
-            .collect::<Result<Vec<_>, Error>>()?,
-        _ => Vec::new(),
-    };
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(Message {
         role,
-        content,
+        content: m.content.0,
         tool_calls,
-        tool_call_id: m["tool_call_id"].as_str().map(str::to_owned),
+        tool_call_id: m.tool_call_id,
     })
 }
 
@@ -562,6 +649,7 @@ fn chunk_stream(
         include_usage,
         tool_index: 0,
         usage: None,
+        last_len: 0,
     }
 }
 
@@ -580,6 +668,9 @@ struct Chunks {
     include_usage: bool,
     tool_index: usize,
     usage: Option<Usage>,
+    /// The size of the last body chunk: the next starts with that much room, as growing it
+    /// event by event took several reallocations per chunk.
+    last_len: usize,
 }
 
 impl Chunks {
@@ -634,7 +725,7 @@ impl Stream for Chunks {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = &mut *self;
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(this.last_len.clamp(2048, BATCH_BYTES));
         if !this.started {
             this.started = true;
             this.chunker.delta(
@@ -655,6 +746,7 @@ impl Stream for Chunks {
             }
         }
         if !out.is_empty() {
+            this.last_len = out.len();
             Poll::Ready(Some(Ok(Bytes::from(out))))
         } else if this.ended {
             Poll::Ready(None)
@@ -727,6 +819,108 @@ mod tests {
                 serde_json::from_str(data).unwrap_or_else(|_| Value::String(data.to_owned()))
             })
             .collect()
+    }
+
+    fn parse(v: Value) -> Result<Parsed, String> {
+        parse_request(v.to_string().as_bytes()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn requests_decode_from_openais_shape() {
+        let p = parse(json!({
+            "model": "openai/gpt-4o-mini",
+            "messages": [
+                {"role": "developer", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Hello, "}, {"type": "text", "text": "\"you\" é"}], "name": "ann"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "search", "arguments": "{\"q\":\"x\"}"}}]},
+                {"role": "tool", "content": "found", "tool_call_id": "call_1"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "search", "parameters": {"type": "object"}}},
+                      {"type": "function", "function": {"name": "now"}}],
+            "stop": "END",
+            "temperature": 0,
+            "top_p": 0.5,
+            "max_tokens": 10,
+            "max_completion_tokens": 20,
+            "stream": true,
+            "stream_options": {"include_usage": true},
+            "n": 1,
+            "seed": 7,
+            "response_format": {"type": "text"},
+        }))
+        .unwrap();
+        assert_eq!(p.model.as_deref(), Some("openai/gpt-4o-mini"));
+        assert!(p.stream && p.include_usage);
+        let r = &p.request;
+        let roles: Vec<Role> = r.messages.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::System, Role::User, Role::Assistant, Role::Tool]
+        );
+        assert_eq!(r.messages[0].content, "Be brief.");
+        assert_eq!(r.messages[1].content, "Hello, \"you\" é");
+        assert_eq!(r.messages[2].content, "");
+        assert_eq!(r.messages[2].tool_calls[0].id, "call_1");
+        assert_eq!(r.messages[2].tool_calls[0].arguments, json!({"q": "x"}));
+        assert_eq!(r.messages[3].tool_call_id.as_deref(), Some("call_1"));
+        assert_eq!(r.tools.len(), 2);
+        assert_eq!(r.tools[0].parameters, json!({"type": "object"}));
+        assert_eq!(r.tools[1].description, "");
+        assert_eq!(r.tools[1].parameters["type"], "object");
+        assert_eq!(r.stop, ["END"]);
+        assert_eq!(r.temperature, Some(0.0));
+        assert_eq!(r.top_p, Some(0.5));
+        assert_eq!(r.max_tokens, Some(20), "max_completion_tokens wins");
+
+        let p = parse(
+            json!({"messages": [{"role": "user", "content": "hi"}], "stop": ["a", "b"],
+            "temperature": null, "stream_options": null, "tools": null}),
+        )
+        .unwrap();
+        assert_eq!(p.model, None);
+        assert!(!p.stream && !p.include_usage);
+        assert_eq!(p.request.stop, ["a", "b"]);
+        assert_eq!(p.request.temperature, None);
+    }
+
+    #[test]
+    fn requests_the_gateway_cannot_serve_are_refused_with_the_reason() {
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        for (body, says) in [
+            (json!([1]), "invalid type"),
+            (json!({"model": "m"}), "messages"),
+            (json!({"messages": "hi"}), "invalid type"),
+            (
+                json!({"messages": [{"role": "wizard", "content": "x"}]}),
+                "wizard",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": 5}]}),
+                "array of text parts",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
+                "image_url",
+            ),
+            (json!({"messages": hi, "n": 2}), "n must be 1"),
+            (json!({"messages": hi, "stop": 3}), "string or an array"),
+            (json!({"messages": hi, "stream": "yes"}), "invalid type"),
+            (
+                json!({"messages": hi, "tools": [{"type": "function", "function": {}}]}),
+                "name",
+            ),
+            (
+                json!({"messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {"name": "f", "arguments": "{nope"}}]}]}),
+                "arguments are not JSON",
+            ),
+        ] {
+            let err = parse(body.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{body} was accepted"));
+            assert!(err.contains(says), "{body}: {err}");
+        }
+        assert!(parse_request(b"{not json").is_err());
     }
 
     #[test]
