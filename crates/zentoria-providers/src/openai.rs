@@ -483,6 +483,104 @@ pub(crate) struct OpenAiDecoder {
     finish: Option<FinishReason>,
     usage: Option<Usage>,
     done: bool,
+    /// The last plain text chunk's shape, for [`Shape::text_of`].
+    shape: Option<Shape>,
+    /// How many more times a shape may be taken from a chunk (see [`MAX_SHAPES`]).
+    shapes_left: u8,
+}
+
+/// How often one stream may take a new [`Shape`]: a server whose chunks all differ outside
+/// their text (OpenAI's `obfuscation` padding) stops paying for the attempt after this.
+const MAX_SHAPES: u8 = 4;
+
+/// A chunk that carried only text, cut around that text: `prefix` + a JSON string + `suffix`.
+///
+/// Most servers send a stream's text chunks byte for byte alike but for the text (same id,
+/// `created`, model and layout), and decoding each one in full was the largest cost of relaying
+/// a stream. A chunk that is this shape's prefix, one JSON string, then its suffix decodes
+/// exactly as the chunk the shape came from with that string as its text (a JSON document with
+/// one string value replaced by another has the same structure), so only the string is
+/// decoded. Anything else is decoded in full.
+struct Shape {
+    /// The chunk the shape was taken from.
+    data: Vec<u8>,
+    /// Where its text's JSON string starts and ends in `data`.
+    start: usize,
+    end: usize,
+}
+
+impl Shape {
+    /// Takes the shape of `data` when decoding it gave `chunk` and it holds nothing but one
+    /// choice's text: no finish reason, tool calls, usage or error, whose state the fast path
+    /// would not update.
+    fn of(data: &[u8], chunk: &Chunk) -> Option<Shape> {
+        let [choice] = chunk.choices.as_slice() else {
+            return None;
+        };
+        let delta = choice.delta.as_ref()?;
+        if chunk.usage.is_some()
+            || chunk.error.is_some()
+            || choice.finish_reason.is_some()
+            || delta.content.is_none()
+            || delta.tool_calls.is_some()
+        {
+            return None;
+        }
+        // Where the text sits, as serde_json found it: borrowed from `data` when it holds no
+        // escapes (a text with escapes gives no shape; the next chunk may).
+        let probe: Probe<'_> = serde_json::from_slice(data).ok()?;
+        let [
+            ProbeChoice {
+                delta: Some(ProbeDelta {
+                    content: Some(text),
+                }),
+            },
+        ] = probe.choices.as_slice()
+        else {
+            return None;
+        };
+        // The string's quotes around the borrowed text.
+        let start = (text.as_ptr() as usize)
+            .checked_sub(data.as_ptr() as usize)?
+            .checked_sub(1)?;
+        let end = start + text.len() + 2;
+        (data.get(start) == Some(&b'"') && data.get(end - 1) == Some(&b'"')).then(|| Shape {
+            data: data.to_vec(),
+            start,
+            end,
+        })
+    }
+
+    /// The text of `data` if it is this shape with another string in the text's place.
+    fn text_of(&self, data: &[u8]) -> Option<String> {
+        let (prefix, suffix) = (&self.data[..self.start], &self.data[self.end..]);
+        let text = data
+            .strip_prefix(prefix)?
+            .strip_suffix(suffix)
+            .filter(|t| t.len() >= 2 && t[0] == b'"' && t[t.len() - 1] == b'"')?;
+        // Exactly one string and nothing else, or the chunk is decoded in full.
+        serde_json::from_slice(text).ok()
+    }
+}
+
+/// A text chunk read again for the position of its text (see [`Shape::of`]).
+#[derive(Deserialize)]
+struct Probe<'a> {
+    #[serde(borrow)]
+    choices: Vec<ProbeChoice<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeChoice<'a> {
+    #[serde(borrow)]
+    delta: Option<ProbeDelta<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ProbeDelta<'a> {
+    /// Fails to decode (no shape) when the text holds escapes: it cannot be borrowed.
+    #[serde(borrow)]
+    content: Option<&'a str>,
 }
 
 impl OpenAiDecoder {
@@ -496,6 +594,8 @@ impl OpenAiDecoder {
             finish: None,
             usage: None,
             done: false,
+            shape: None,
+            shapes_left: MAX_SHAPES,
         }
     }
 
@@ -545,7 +645,19 @@ impl OpenAiDecoder {
         if data.is_empty() {
             return Ok(());
         }
+        if let Some(text) = self.shape.as_ref().and_then(|s| s.text_of(data)) {
+            if !text.is_empty() {
+                out.push_back(StreamEvent::Delta { text });
+            }
+            return Ok(());
+        }
         let chunk: Chunk = decode(&self.provider, "stream chunk", data)?;
+        if self.shapes_left > 0
+            && let Some(shape) = Shape::of(data, &chunk)
+        {
+            self.shapes_left -= 1;
+            self.shape = Some(shape);
+        }
         if let Some(error) = chunk.error {
             let body = serde_json::json!({ "error": error }).to_string();
             let (message, kind) =
@@ -779,6 +891,85 @@ mod tests {
         #[test]
         fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode::<Chunk>("openai", "stream chunk", &bytes);
+        }
+    }
+
+    /// Decodes `events` (each a `data:` payload) with shapes (`fast`) or each chunk in full.
+    fn decode_events(events: &[String], fast: bool) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut d = OpenAiDecoder::new("openai");
+        if !fast {
+            d.shapes_left = 0;
+        }
+        let mut out = VecDeque::new();
+        for e in events {
+            d.feed(format!("data: {e}\n\n").as_bytes(), &mut out)?;
+        }
+        d.feed(b"data: [DONE]\n\n", &mut out)?;
+        d.finish(&mut out)?;
+        Ok(out.into())
+    }
+
+    /// A chunk of one of a few layouts with `text` in it; some put more than a string where
+    /// another layout has its text.
+    fn shaped(kind: u8, text: &str) -> String {
+        let t = json!(text).to_string();
+        let head = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":"#;
+        match kind % 8 {
+            0 => format!(r#"{head}{{"content":{t}}},"logprobs":null,"finish_reason":null}}]}}"#),
+            1 => format!(r#"{head}{{"role":"assistant","content":{t}}},"finish_reason":null}}]}}"#),
+            // The text slot of layout 0 holding a string and another key.
+            2 => format!(
+                r#"{head}{{"content":{t},"content":"x"}},"logprobs":null,"finish_reason":null}}]}}"#
+            ),
+            3 => {
+                format!(r#"{head}{{"content":{t}}},"logprobs":null,"finish_reason":"length"}}]}}"#)
+            }
+            4 => format!(
+                r#"{head}{{"content":{t},"tool_calls":[{{"index":0,"id":"k","function":{{"name":"f","arguments":"{{}}"}}}}]}},"logprobs":null,"finish_reason":null}}]}}"#
+            ),
+            5 => format!(r#"{head}{{"content": {t} }},"logprobs":null,"finish_reason":null}}]}}"#),
+            6 => format!(
+                r#"{head}{{"content":{t}}},"logprobs":null,"finish_reason":null}}],"usage":{{"prompt_tokens":1,"completion_tokens":2}}}}"#
+            ),
+            _ => format!(r#"{head}{{"content":null}},"logprobs":null,"finish_reason":null}}]}}"#),
+        }
+    }
+
+    #[test]
+    fn text_chunks_alike_but_for_their_text_decode_as_in_full() {
+        let texts = ["Hel", "lo, \"wo\"", "rld \u{e9}\u{1F600}", "", "\\n", "end"];
+        let events: Vec<String> = texts.iter().map(|t| shaped(0, t)).collect();
+        let fast = decode_events(&events, true).unwrap();
+        assert_eq!(fast, decode_events(&events, false).unwrap());
+        let text: String = fast
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Delta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(text, texts.concat());
+        // The shape was taken once and served the rest.
+        let mut d = OpenAiDecoder::new("openai");
+        let mut out = VecDeque::new();
+        for e in &events {
+            d.feed(format!("data: {e}\n\n").as_bytes(), &mut out)
+                .unwrap();
+        }
+        assert_eq!(d.shapes_left, MAX_SHAPES - 1);
+    }
+
+    proptest! {
+        /// Whatever mix of layouts and texts, a stream decodes to the same events with shapes
+        /// as with every chunk decoded in full.
+        #[test]
+        fn shapes_never_change_what_a_stream_decodes_to(
+            chunks in proptest::collection::vec((0u8..8, "\\PC{0,12}"), 0..12),
+        ) {
+            let events: Vec<String> = chunks.iter().map(|(k, t)| shaped(*k, t)).collect();
+            let fast = decode_events(&events, true).map_err(|e| e.to_string());
+            let full = decode_events(&events, false).map_err(|e| e.to_string());
+            prop_assert_eq!(fast, full);
         }
     }
 
