@@ -7,7 +7,8 @@
 #   scripts/bench-gateway.sh            needs wrk (apt-get install wrk)
 #
 # Env: DURATION (default 10s), ROUNDS (2); RATES ("1000 2000 4000") and RATE_SECS (10) for the
-# fixed-rate runs (zentoria-bench rate); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
+# fixed-rate runs (zentoria-bench rate), RATE_ROUNDS (1) how often each is repeated (a p99 from one
+# 10 s run moves by tenths of a millisecond between runs on a shared VM: compare medians); CLOSED=0 skips the closed-loop (wrk) runs; PIN=1 runs
 # Zentoria on CPU 0 and the load generator and the fake upstream on CPU 1 (taskset), so the
 # gateway has a core of its own as it would beside a remote provider; ZT_THREADS sets Zentoria's
 # HTTP serving threads (ZENTORIA_HTTP_THREADS; default one per core), ZT_WORKERS the threads of
@@ -38,7 +39,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
+RATE_ROUNDS="${RATE_ROUNDS:-1}"; CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -264,13 +265,13 @@ done
 # With PEER=litellm, LiteLLM gets a schedule of its own right after, beside a direct path of its
 # own (direct(litellm run)), so a peer falling behind cannot load Zentoria's run; req_per_s is
 # answers over the time until the last answer of either path, so there it is LiteLLM's for both.
-rate_rows() { # rate stream path... <JSON lines of zentoria-bench rate, one per path -> CSV rows
+rate_rows() { # round rate stream path... <JSON lines of zentoria-bench rate, one per path -> CSV rows
     python3 -c '
 import json, sys
-for path, line in zip(sys.argv[3:], sys.stdin):
+for path, line in zip(sys.argv[4:], sys.stdin):
     r = json.loads(line)
     own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
-    print("%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@"
+    print("%s,%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], sys.argv[3], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@"
 }
 # One fixed-rate run of the generator at rate $1 (stream $2) on the paths named after them
 # (direct, zentoria: each gets the rate, interleaved), then a comment line saying where the
@@ -296,7 +297,7 @@ rate_run() {
         perf_pid=$!
     fi
     "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 "${args[@]}" >"$WORK/rate.json"
-    rate_rows "$rate" "$stream" "$@" <"$WORK/rate.json"
+    rate_rows "$rr" "$rate" "$stream" "$@" <"$WORK/rate.json"
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid"
         python3 -c '
@@ -325,7 +326,8 @@ print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.
 }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
-echo "rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
+echo "round,rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
+for rr in $(seq "$RATE_ROUNDS"); do
 for rate in $all_rates; do
     for stream in false true; do
         for path in direct zentoria litellm nginx; do
@@ -349,9 +351,10 @@ for rate in $all_rates; do
             "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$LT_KEY" 64 \
                 "$UP/v1/chat/completions" "$WORK/body-$stream-direct.json" \
                 "$LT/v1/chat/completions" "$WORK/body-$stream-litellm.json" |
-                rate_rows "$rate" "$stream" "direct(litellm run)" litellm
+                rate_rows "$rr" "$rate" "$stream" "direct(litellm run)" litellm
         fi
     done
+done
 done
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
 if [ "$PEER" = litellm ]; then
