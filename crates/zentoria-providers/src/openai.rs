@@ -485,13 +485,14 @@ pub(crate) struct OpenAiDecoder {
     done: bool,
     /// The last plain text chunk's shape, for [`Shape::text_of`].
     shape: Option<Shape>,
-    /// How many more times a shape may be taken from a chunk (see [`MAX_SHAPES`]).
+    /// How many more text chunks may be read again for their shape (see [`SHAPE_TRIES`]).
     shapes_left: u8,
 }
 
-/// How often one stream may take a new [`Shape`]: a server whose chunks all differ outside
-/// their text (OpenAI's `obfuscation` padding) stops paying for the attempt after this.
-const MAX_SHAPES: u8 = 4;
+/// How many text chunks of one stream are read again for their [`Shape`]: a server whose chunks
+/// all differ outside their text (OpenAI's `obfuscation` padding), or whose texts keep holding
+/// escapes (no shape then), stops paying for the second read after this.
+const SHAPE_TRIES: u8 = 8;
 
 /// A chunk that carried only text, cut around that text: `prefix` + a JSON string + `suffix`.
 ///
@@ -510,22 +511,23 @@ struct Shape {
 }
 
 impl Shape {
-    /// Takes the shape of `data` when decoding it gave `chunk` and it holds nothing but one
-    /// choice's text: no finish reason, tool calls, usage or error, whose state the fast path
-    /// would not update.
-    fn of(data: &[u8], chunk: &Chunk) -> Option<Shape> {
+    /// Whether decoding a chunk gave `chunk` holding nothing but one choice's text: no finish
+    /// reason, tool calls, usage or error, whose state the fast path would not update.
+    fn fits(chunk: &Chunk) -> bool {
         let [choice] = chunk.choices.as_slice() else {
-            return None;
+            return false;
         };
-        let delta = choice.delta.as_ref()?;
-        if chunk.usage.is_some()
-            || chunk.error.is_some()
-            || choice.finish_reason.is_some()
-            || delta.content.is_none()
-            || delta.tool_calls.is_some()
-        {
-            return None;
-        }
+        choice.delta.as_ref().is_some_and(|delta| {
+            delta.content.is_some()
+                && delta.tool_calls.is_none()
+                && choice.finish_reason.is_none()
+                && chunk.usage.is_none()
+                && chunk.error.is_none()
+        })
+    }
+
+    /// The shape of `data`, a chunk that [`Shape::fits`].
+    fn of(data: &[u8]) -> Option<Shape> {
         // Where the text sits, as serde_json found it: borrowed from `data` when it holds no
         // escapes (a text with escapes gives no shape; the next chunk may).
         let probe: Probe<'_> = serde_json::from_slice(data).ok()?;
@@ -595,7 +597,7 @@ impl OpenAiDecoder {
             usage: None,
             done: false,
             shape: None,
-            shapes_left: MAX_SHAPES,
+            shapes_left: SHAPE_TRIES,
         }
     }
 
@@ -652,11 +654,11 @@ impl OpenAiDecoder {
             return Ok(());
         }
         let chunk: Chunk = decode(&self.provider, "stream chunk", data)?;
-        if self.shapes_left > 0
-            && let Some(shape) = Shape::of(data, &chunk)
-        {
+        if self.shapes_left > 0 && Shape::fits(&chunk) {
             self.shapes_left -= 1;
-            self.shape = Some(shape);
+            if let Some(shape) = Shape::of(data) {
+                self.shape = Some(shape);
+            }
         }
         if let Some(error) = chunk.error {
             let body = serde_json::json!({ "error": error }).to_string();
@@ -956,7 +958,7 @@ mod tests {
             d.feed(format!("data: {e}\n\n").as_bytes(), &mut out)
                 .unwrap();
         }
-        assert_eq!(d.shapes_left, MAX_SHAPES - 1);
+        assert_eq!(d.shapes_left, SHAPE_TRIES - 1);
     }
 
     proptest! {

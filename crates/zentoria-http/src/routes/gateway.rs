@@ -321,12 +321,6 @@ impl<'de> Deserialize<'de> for Content {
             fn visit_unit<E: serde::de::Error>(self) -> Result<Content, E> {
                 Ok(Content::default())
             }
-            fn visit_none<E: serde::de::Error>(self) -> Result<Content, E> {
-                Ok(Content::default())
-            }
-            fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Content, D::Error> {
-                d.deserialize_any(self)
-            }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
