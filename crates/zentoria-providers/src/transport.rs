@@ -30,7 +30,7 @@ const MAX_RAW_ERROR: usize = 512;
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
 /// Turns a provider's wire bytes into normalized events.
-pub(crate) trait Decoder: Send + 'static {
+pub(crate) trait Decoder: Send + Unpin + 'static {
     /// Consumes one chunk of the response body.
     fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError>;
     /// Called once at end of body; may flush buffered events.
@@ -244,18 +244,12 @@ impl Transport {
             .with_retries(|| async move {
                 let deadline = Instant::now() + self.options.first_token_timeout;
                 let response = self.send(spec, deadline).await?;
-                let mut state = StreamState {
-                    name: Arc::clone(&self.name),
-                    body: response.into_body(),
-                    decoder: new_decoder(),
-                    queue: VecDeque::new(),
-                    eof: false,
-                    finished: false,
-                    pending_error: None,
-                    options: self.options.clone(),
-                    permit: None,
-                    first_chunk_at: None,
-                };
+                let mut state = StreamState::new(
+                    Arc::clone(&self.name),
+                    response.into_body(),
+                    new_decoder(),
+                    self.options.clone(),
+                );
                 state.fill(Some(deadline)).await?;
                 Ok(state)
             })
@@ -487,7 +481,10 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     get("retry-after").map(|secs| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
-/// The live half of a streaming call, reading body `B`.
+/// The live half of a streaming call, reading body `B`: a [`Stream`] of its events, polled in
+/// place. (Written as an `unfold` it moved the whole state into a new future and back out for
+/// every event: three copies of a few hundred bytes per event, the largest share of a
+/// stream's `memcpy` in profiles.)
 struct StreamState<D, B = hyper::body::Incoming> {
     name: Arc<str>,
     body: B,
@@ -501,6 +498,11 @@ struct StreamState<D, B = hyper::body::Incoming> {
     permit: Option<Permit>,
     /// When the chunk that completed the first event arrived.
     first_chunk_at: Option<Instant>,
+    /// The deadline of the read under way, made the first time a read has to wait and reset
+    /// for later ones (one timer per stream, none for reads that find data ready).
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// A read is waiting and `timer` is set for it.
+    waiting: bool,
 }
 
 impl<D, B> StreamState<D, B>
@@ -509,29 +511,45 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: std::error::Error + 'static,
 {
+    fn new(name: Arc<str>, body: B, decoder: D, options: ProviderOptions) -> Self {
+        StreamState {
+            name,
+            body,
+            decoder,
+            queue: VecDeque::new(),
+            eof: false,
+            finished: false,
+            pending_error: None,
+            options,
+            permit: None,
+            first_chunk_at: None,
+            timer: None,
+            waiting: false,
+        }
+    }
+
     /// Reads until at least one event is queued. With a `deadline` (first-token phase) the
-    /// whole wait is bounded by it; otherwise each chunk read is bounded by the idle timeout.
-    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ProviderError> {
+    /// whole wait is bounded by it; otherwise each chunk read is bounded by the idle timeout,
+    /// counted from when that read began.
+    fn poll_fill(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+    ) -> Poll<Result<(), ProviderError>> {
         while self.queue.is_empty() {
             if let Some(e) = self.pending_error.take() {
-                return Err(e);
+                return Poll::Ready(Err(e));
             }
             if self.eof {
-                return Err(crate::error::protocol(
+                return Poll::Ready(Err(crate::error::protocol(
                     &self.name,
                     "stream ended before its terminal event (connection closed early)",
-                ));
+                )));
             }
-            let (wait, phase) = match deadline {
-                Some(deadline) => (deadline, TimeoutPhase::FirstToken),
-                None => (
-                    Instant::now() + self.options.idle_timeout,
-                    TimeoutPhase::Idle,
-                ),
-            };
-            let decoded = match timeout_at(wait, self.body.frame()).await {
-                Err(_) => return Err(timeout_error(&self.name, phase, &self.options)),
-                Ok(Some(Ok(frame))) => {
+            let decoded = match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => return self.poll_timer(cx, deadline),
+                Poll::Ready(Some(Ok(frame))) => {
+                    self.waiting = false;
                     let Ok(chunk) = frame.into_data() else {
                         continue; // trailers
                     };
@@ -540,48 +558,96 @@ where
                     }
                     self.decoder.feed(&chunk, &mut self.queue)
                 }
-                Ok(Some(Err(e))) => {
-                    return Err(crate::error::protocol(
+                Poll::Ready(Some(Err(e))) => {
+                    return Poll::Ready(Err(crate::error::protocol(
                         &self.name,
                         format!("stream interrupted: {}", error_chain(&e)),
-                    ));
+                    )));
                 }
-                Ok(None) => {
+                Poll::Ready(None) => {
+                    self.waiting = false;
                     self.eof = true;
                     self.decoder.finish(&mut self.queue)
                 }
             };
             if let Err(e) = decoded {
                 if self.queue.is_empty() {
-                    return Err(e);
+                    return Poll::Ready(Err(e));
                 }
                 // Deliver the events decoded before the bad input first.
                 self.pending_error = Some(e);
             }
         }
-        Ok(())
+        Poll::Ready(Ok(()))
     }
 
-    async fn next_item(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
-        if self.finished {
-            return None;
+    /// A read is waiting: sets its deadline if it has just begun, and fails it once that has
+    /// passed.
+    fn poll_timer(
+        &mut self,
+        cx: &mut Context<'_>,
+        deadline: Option<Instant>,
+    ) -> Poll<Result<(), ProviderError>> {
+        let (at, phase) = match deadline {
+            Some(deadline) => (deadline, TimeoutPhase::FirstToken),
+            None => (
+                Instant::now() + self.options.idle_timeout,
+                TimeoutPhase::Idle,
+            ),
+        };
+        let timer = match &mut self.timer {
+            Some(timer) => {
+                if !self.waiting {
+                    timer.as_mut().reset(at);
+                }
+                timer
+            }
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+        };
+        self.waiting = true;
+        match timer.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(timeout_error(&self.name, phase, &self.options))),
+            Poll::Pending => Poll::Pending,
         }
-        if let Err(e) = self.fill(None).await {
-            self.finished = true;
-            if let Some(permit) = self.permit.take() {
+    }
+
+    /// Reads until at least one event is queued; see [`Self::poll_fill`].
+    async fn fill(&mut self, deadline: Option<Instant>) -> Result<(), ProviderError> {
+        std::future::poll_fn(|cx| self.poll_fill(cx, deadline)).await
+    }
+}
+
+impl<D, B> Stream for StreamState<D, B>
+where
+    D: Decoder,
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::error::Error + 'static,
+{
+    type Item = Result<StreamEvent, ProviderError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.finished {
+            return Poll::Ready(None);
+        }
+        if let Err(e) = std::task::ready!(this.poll_fill(cx, None)) {
+            this.finished = true;
+            if let Some(permit) = this.permit.take() {
                 settle(permit, &Err::<(), _>(e.clone()));
             }
-            return Some(Err(e));
+            return Poll::Ready(Some(Err(e)));
         }
-        let event = self.queue.pop_front()?;
+        let Some(event) = this.queue.pop_front() else {
+            return Poll::Ready(None);
+        };
         if matches!(event, StreamEvent::Done { .. }) {
-            self.finished = true;
-            self.queue.clear();
-            if let Some(permit) = self.permit.take() {
+            this.finished = true;
+            this.queue.clear();
+            if let Some(permit) = this.permit.take() {
                 permit.success();
             }
         }
-        Some(Ok(event))
+        Poll::Ready(Some(Ok(event)))
     }
 }
 
@@ -603,12 +669,8 @@ impl ChatStream {
         B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
         B::Error: std::error::Error + 'static,
     {
-        let inner = futures_util::stream::unfold(state, |mut state| async move {
-            let item = state.next_item().await?;
-            Some((item, state))
-        });
         Self {
-            inner: Box::pin(inner),
+            inner: Box::pin(state),
             provider,
             model: model.to_owned(),
             upstream_wait: Duration::ZERO,
@@ -713,18 +775,12 @@ mod tests {
                 .map(|c| Ok(hyper::body::Frame::data(Bytes::from_static(c))))
                 .collect::<Vec<Result<_, std::io::Error>>>(),
         ));
-        let state = StreamState {
-            name: Arc::from("t"),
+        let state = StreamState::new(
+            Arc::from("t"),
             body,
-            decoder: ByteDecoder,
-            queue: VecDeque::new(),
-            eof: false,
-            finished: false,
-            pending_error: None,
-            options: ProviderOptions::default(),
-            permit: None,
-            first_chunk_at: None,
-        };
+            ByteDecoder,
+            ProviderOptions::default(),
+        );
         ChatStream::new(state, Arc::from("t"), "m")
             .collect::<Vec<_>>()
             .await
