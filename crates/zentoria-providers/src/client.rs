@@ -78,9 +78,14 @@ pub(crate) enum SendError {
     Exchange(String),
 }
 
-/// One fixed request target: the URI and the headers every request to it carries.
+/// One fixed request target: the URI and the headers every request to it carries. Shared:
+/// every request to it holds a clone, which is a reference count (a deep copy of its URIs and
+/// headers cost about 850 instructions a request in profiles).
 #[derive(Debug, Clone)]
-pub(crate) struct Endpoint {
+pub(crate) struct Endpoint(Arc<EndpointParts>);
+
+#[derive(Debug)]
+pub(crate) struct EndpointParts {
     uri: Uri,
     headers: HeaderMap,
     /// Where its connections lead, `scheme://authority`: requests to endpoints with the same
@@ -91,7 +96,15 @@ pub(crate) struct Endpoint {
     target: Uri,
 }
 
-impl Endpoint {
+impl std::ops::Deref for Endpoint {
+    type Target = EndpointParts;
+
+    fn deref(&self) -> &EndpointParts {
+        &self.0
+    }
+}
+
+impl EndpointParts {
     /// The endpoint's URL as configured (without credentials), for messages.
     pub(crate) fn uri(&self) -> &Uri {
         &self.uri
@@ -374,12 +387,12 @@ impl HttpClient {
             let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
             Uri::try_from(path).map_err(|e| format!("invalid endpoint URL {url:?}: {e}"))?
         };
-        Ok(Endpoint {
+        Ok(Endpoint(Arc::new(EndpointParts {
             uri,
             headers,
             dest,
             target,
-        })
+        })))
     }
 
     /// Sends one request and waits for the response head.
