@@ -371,6 +371,69 @@ fn parse_response(
     crate::wire::response_from_events(provider, events, model)
 }
 
+/// One event of the Messages stream, as far as it is read: decoded straight into these fields
+/// (into a `serde_json::Value` first, every event's every key and value was a map entry and
+/// an allocation). Fields of other event and block kinds are skipped.
+#[derive(Deserialize)]
+struct WireEvent {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    index: Option<u64>,
+    #[serde(default)]
+    message: Option<WireStartMessage>,
+    #[serde(default)]
+    content_block: Option<WireStartBlock>,
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    usage: Option<WireUsage>,
+    #[serde(default)]
+    error: Option<WireStreamError>,
+}
+
+#[derive(Deserialize)]
+struct WireStartMessage {
+    #[serde(default)]
+    usage: Option<WireUsage>,
+}
+
+/// `content_block_start`'s block: text, a tool call, or a kind that carries no chat text.
+#[derive(Deserialize, Default)]
+struct WireStartBlock {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    input: Option<Value>,
+}
+
+/// `content_block_delta`'s and `message_delta`'s delta.
+#[derive(Deserialize, Default)]
+struct WireDelta {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    partial_json: Option<String>,
+    #[serde(default)]
+    stop_reason: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireStreamError {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
 enum Block {
     Text,
     Tool {
@@ -407,23 +470,21 @@ impl AnthropicDecoder {
         }
     }
 
-    fn merge_usage(&mut self, usage: Option<&Value>) {
+    fn merge_usage(&mut self, usage: Option<WireUsage>) {
         let Some(usage) = usage else { return };
-        let get = |k: &str| usage.get(k).and_then(Value::as_u64);
-        if let Some(n) = get("input_tokens") {
+        if let Some(n) = usage.input_tokens {
             self.usage.input_tokens = Some(n);
             self.saw_usage = true;
         }
-        if let Some(n) = get("output_tokens") {
+        if let Some(n) = usage.output_tokens {
             self.usage.output_tokens = Some(n);
             self.saw_usage = true;
         }
     }
 
-    fn index(&self, event: &Value) -> Result<u64, ProviderError> {
+    fn index(&self, event: &WireEvent) -> Result<u64, ProviderError> {
         event
-            .get("index")
-            .and_then(Value::as_u64)
+            .index
             .ok_or_else(|| protocol(&self.provider, "content block event without index"))
     }
 
@@ -435,23 +496,22 @@ impl AnthropicDecoder {
         if self.done {
             return Ok(());
         }
-        let value: Value = decode(&self.provider, "stream event", &event.data)?;
-        let kind = block_str(&value, "type")
+        let value: WireEvent = decode(&self.provider, "stream event", &event.data)?;
+        let kind = value
+            .kind
+            .as_deref()
             .or(event.event.as_deref())
-            .unwrap_or_default()
-            .to_owned();
-        match kind.as_str() {
+            .unwrap_or_default();
+        match kind {
             "message_start" => {
-                self.merge_usage(value.get("message").and_then(|m| m.get("usage")));
+                self.merge_usage(value.message.and_then(|m| m.usage));
             }
             "content_block_start" => {
                 let index = self.index(&value)?;
-                let block = value.get("content_block").cloned().unwrap_or_default();
-                match block_str(&block, "type") {
+                let block = value.content_block.unwrap_or_default();
+                match block.kind.as_deref() {
                     Some("tool_use") => {
-                        let (Some(id), Some(name)) =
-                            (block_str(&block, "id"), block_str(&block, "name"))
-                        else {
+                        let (Some(id), Some(name)) = (block.id, block.name) else {
                             return Err(protocol(
                                 &self.provider,
                                 "tool_use block without id or name",
@@ -460,18 +520,16 @@ impl AnthropicDecoder {
                         self.blocks.insert(
                             index,
                             Block::Tool {
-                                id: id.to_owned(),
-                                name: name.to_owned(),
+                                id,
+                                name,
                                 json: String::new(),
-                                start_input: block.get("input").cloned(),
+                                start_input: block.input,
                             },
                         );
                     }
                     Some("text") => {
-                        if let Some(text) = block_str(&block, "text").filter(|t| !t.is_empty()) {
-                            out.push_back(StreamEvent::Delta {
-                                text: text.to_owned(),
-                            });
+                        if let Some(text) = block.text.filter(|t| !t.is_empty()) {
+                            out.push_back(StreamEvent::Delta { text });
                         }
                         self.blocks.insert(index, Block::Text);
                     }
@@ -480,17 +538,15 @@ impl AnthropicDecoder {
             }
             "content_block_delta" => {
                 let index = self.index(&value)?;
-                let delta = value.get("delta").cloned().unwrap_or_default();
-                match (block_str(&delta, "type"), self.blocks.get_mut(&index)) {
+                let delta = value.delta.unwrap_or_default();
+                match (delta.kind.as_deref(), self.blocks.get_mut(&index)) {
                     (Some("text_delta"), _) => {
-                        if let Some(text) = block_str(&delta, "text").filter(|t| !t.is_empty()) {
-                            out.push_back(StreamEvent::Delta {
-                                text: text.to_owned(),
-                            });
+                        if let Some(text) = delta.text.filter(|t| !t.is_empty()) {
+                            out.push_back(StreamEvent::Delta { text });
                         }
                     }
                     (Some("input_json_delta"), Some(Block::Tool { json, .. })) => {
-                        json.push_str(block_str(&delta, "partial_json").unwrap_or_default());
+                        json.push_str(delta.partial_json.as_deref().unwrap_or_default());
                     }
                     (Some("input_json_delta"), _) => {
                         return Err(protocol(
@@ -523,14 +579,10 @@ impl AnthropicDecoder {
                 }
             }
             "message_delta" => {
-                if let Some(reason) = value
-                    .get("delta")
-                    .and_then(|d| d.get("stop_reason"))
-                    .and_then(Value::as_str)
-                {
-                    self.stop_reason = Some(reason.to_owned());
+                if let Some(reason) = value.delta.and_then(|d| d.stop_reason) {
+                    self.stop_reason = Some(reason);
                 }
-                self.merge_usage(value.get("usage"));
+                self.merge_usage(value.usage);
             }
             "message_stop" => {
                 if self
@@ -555,12 +607,11 @@ impl AnthropicDecoder {
                 self.done = true;
             }
             "error" => {
-                let error = value.get("error");
-                let get = |k: &str| error.and_then(|e| e.get(k)).and_then(Value::as_str);
+                let error = value.error.unwrap_or_default();
                 return Err(ProviderError::Upstream {
                     provider: self.provider.clone(),
-                    kind: get("type").unwrap_or("error").to_owned(),
-                    message: get("message").unwrap_or("unknown error").to_owned(),
+                    kind: error.kind.unwrap_or_else(|| "error".to_owned()),
+                    message: error.message.unwrap_or_else(|| "unknown error".to_owned()),
                 });
             }
             _ => {} // ping and event types added in later API versions
@@ -657,6 +708,49 @@ mod tests {
                 "split at {i}"
             );
         }
+    }
+
+    /// What the stream carries besides chat text and tool calls — thinking, citations, pings,
+    /// event kinds of later API versions, fields that are null — is passed over.
+    #[test]
+    fn what_is_not_chat_is_passed_over() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"content\":[],\"usage\":{\"input_tokens\":9,\"output_tokens\":null,\"cache_read_input_tokens\":null}}}\n\n",
+            "event: ping\ndata: {\"type\": \"ping\"}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Hmm\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"abc\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"text\",\"text\":\"Hi\",\"citations\":[]}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"citations_delta\",\"citation\":{\"type\":\"char_location\"}}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":1,\"delta\":{\"type\":\"text_delta\",\"text\":\" th\\u00e9re\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+            "event: a_later_kind\ndata: {\"type\":\"a_later_kind\",\"payload\":[1,2]}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":4}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        assert_eq!(
+            decode_all(&[s.as_bytes()]).unwrap(),
+            vec![
+                StreamEvent::Delta { text: "Hi".into() },
+                StreamEvent::Delta {
+                    text: " th\u{e9}re".into()
+                },
+                StreamEvent::Usage(Usage {
+                    prompt_tokens: 9,
+                    completion_tokens: 4,
+                }),
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Stop,
+                },
+            ]
+        );
+        // A field Zentoria reads must have the documented type.
+        let bad = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":\"one\",\"delta\":{}}\n\n";
+        assert!(matches!(
+            decode_all(&[bad.as_bytes()]).unwrap_err(),
+            ProviderError::Protocol { .. }
+        ));
     }
 
     #[test]
