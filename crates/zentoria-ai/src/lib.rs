@@ -236,8 +236,9 @@ impl Ai {
         let mut last = None;
         // Time spent on models that could not answer counts as waiting on providers.
         let mut waited = Duration::ZERO;
+        let mut request = Some(request);
         for (i, r) in candidates.iter().enumerate() {
-            let mut request = request.clone();
+            let mut request = for_candidate(&mut request, i + 1 == candidates.len());
             request.model = r.upstream_model.clone();
             let started = Instant::now();
             let answer = r.provider.chat(&request).await;
@@ -275,8 +276,9 @@ impl Ai {
         let request = self.admit(p, route, request, Scope::Chat).await?;
         let candidates = self.candidates(p, route);
         let mut waited = Duration::ZERO;
+        let mut request = Some(request);
         for (i, r) in candidates.iter().enumerate() {
-            let mut request = request.clone();
+            let mut request = for_candidate(&mut request, i + 1 == candidates.len());
             request.model = r.upstream_model.clone();
             let started = Instant::now();
             let stream = match r.provider.chat_stream(&request).await {
@@ -338,6 +340,19 @@ pub struct AnswerStream {
     /// How long opening it waited on providers, until its first event was ready.
     pub upstream_wait: Duration,
     pub events: EventStream,
+}
+
+/// The request for one candidate of a fallback chain: the last takes it, the others a copy.
+fn for_candidate(request: &mut Option<ChatRequest>, last: bool) -> ChatRequest {
+    if last {
+        request
+            .take()
+            .expect("only the last candidate takes the request")
+    } else {
+        request
+            .clone()
+            .expect("only the last candidate takes the request")
+    }
 }
 
 /// Whether a failure says the model is unavailable (so another may answer), rather than that

@@ -30,6 +30,37 @@ struct Key {
     model: String,
 }
 
+/// A [`Key`] borrowed, to find its counts without making one: it hashes as a `Key` does
+/// (a `&str` hashes as its `str`, and so does a `String`). Four strings made and hashed with
+/// SipHash for every request showed in profiles; now only a key's first request makes them.
+#[derive(Hash)]
+struct KeyRef<'a> {
+    day: &'a str,
+    user_id: &'a str,
+    key_id: &'a str,
+    model: &'a str,
+}
+
+impl hashbrown::Equivalent<Key> for KeyRef<'_> {
+    fn equivalent(&self, k: &Key) -> bool {
+        self.model == k.model
+            && self.key_id == k.key_id
+            && self.user_id == k.user_id
+            && self.day == k.day
+    }
+}
+
+impl From<&KeyRef<'_>> for Key {
+    fn from(k: &KeyRef<'_>) -> Key {
+        Key {
+            day: k.day.to_owned(),
+            user_id: k.user_id.to_owned(),
+            key_id: k.key_id.to_owned(),
+            model: k.model.to_owned(),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Default)]
 struct Counts {
     requests: i64,
@@ -40,9 +71,9 @@ struct Counts {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<Key, Counts>,
+    pending: hashbrown::HashMap<Key, Counts>,
     /// Taken by a flush and not yet committed.
-    in_flight: HashMap<Key, Counts>,
+    in_flight: hashbrown::HashMap<Key, Counts>,
     /// A key's tokens this month as the database last said: (month, tokens, read at).
     spent: HashMap<String, (String, i64, Instant)>,
 }
@@ -67,6 +98,11 @@ fn day_of(ms: i64) -> String {
 
 /// Today (UTC), as stored: formatted once a day on each thread rather than for every request.
 fn today() -> String {
+    with_today(str::to_owned)
+}
+
+/// Calls `f` with [`today`], borrowed.
+fn with_today<R>(f: impl FnOnce(&str) -> R) -> R {
     thread_local!(static DAY: std::cell::RefCell<(i64, String)> =
         const { std::cell::RefCell::new((i64::MIN, String::new())) });
     let ms = now_ms();
@@ -76,7 +112,7 @@ fn today() -> String {
             *day = n;
             *text = day_of(ms);
         }
-        text.clone()
+        f(text)
     })
 }
 
@@ -111,19 +147,21 @@ impl UsageLog {
 
     /// Counts one request (and its tokens, when the provider reported them).
     pub fn record(&self, p: &Principal, model: &str, usage: Option<Usage>, failed: bool) {
-        let key = Key {
-            day: today(),
-            user_id: p.user_id.clone(),
-            key_id: key_id(p).to_owned(),
-            model: model.to_owned(),
-        };
         let u = usage.unwrap_or_default();
         let mut state = self.inner.state.lock().expect("usage lock");
-        let c = state.pending.entry(key).or_default();
-        c.requests += 1;
-        c.errors += i64::from(failed);
-        c.prompt += u.prompt_tokens.min(i64::MAX as u64) as i64;
-        c.completion += u.completion_tokens.min(i64::MAX as u64) as i64;
+        with_today(|day| {
+            let key = KeyRef {
+                day,
+                user_id: &p.user_id,
+                key_id: key_id(p),
+                model,
+            };
+            let c = state.pending.entry_ref(&key).or_default();
+            c.requests += 1;
+            c.errors += i64::from(failed);
+            c.prompt += u.prompt_tokens.min(i64::MAX as u64) as i64;
+            c.completion += u.completion_tokens.min(i64::MAX as u64) as i64;
+        });
     }
 
     /// Writes what has gathered. Counts that fail to be written are kept for the next try.
