@@ -66,13 +66,7 @@ impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let Some(principal) = parts.extensions.get::<Arc<Principal>>().cloned() else {
-            metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
-            return Err(Error::unauthenticated(
-                "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",
-            )
-            .into());
-        };
+        let principal = principal_of(&parts.extensions)?;
         if let Some(scope) = S::SCOPE
             && let Err(e) = principal.require(scope)
         {
@@ -98,6 +92,20 @@ impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
             _scope: PhantomData,
         })
     }
+}
+
+/// The principal that [`crate::middleware::authenticate`] found, or the refusal of a request
+/// that brought no credential.
+pub(crate) fn principal_of(
+    extensions: &axum::http::Extensions,
+) -> Result<Arc<Principal>, ApiError> {
+    extensions.get::<Arc<Principal>>().cloned().ok_or_else(|| {
+        metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
+        Error::unauthenticated(
+            "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",
+        )
+        .into()
+    })
 }
 
 /// Where the request came from (address, user agent, request id).

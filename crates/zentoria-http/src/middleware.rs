@@ -1,6 +1,7 @@
 //! The middleware stack: request context (id, client address, log line), metrics, error
 //! normalisation, and authentication with rate limiting.
 
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
@@ -29,11 +30,23 @@ pub struct Arrived(pub Instant);
 /// address; after the route answers, rewrites a non-JSON error into the shared shape
 /// ([`normalize_error`]), counts the request ([`count`]), adds the security headers
 /// ([`secure`]) and logs one line.
-pub async fn request_context(
-    State(state): State<AppState>,
+pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    around(&state, req, route, |req| next.run(req)).await
+}
+
+/// [`request_context`] around `inner`, for a request to `route` (its template, for metrics).
+pub(crate) async fn around<F, Fut>(
+    state: &AppState,
     mut req: Request,
-    next: Next,
-) -> Response {
+    route: &str,
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let started = Instant::now();
     let id = req
         .headers()
@@ -58,26 +71,29 @@ pub async fn request_context(
             .headers()
             .get(header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(512).collect()),
+            .map(|s| truncated(s, 512).to_owned()),
         request_id: Some(id.clone()),
     };
     req.extensions_mut().insert(client);
     req.extensions_mut().insert(Arrived(started));
-    let route = req.extensions().get::<MatchedPath>().cloned();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // The URI as received shares its bytes: a clone is a reference count, not a copy.
+    let uri = req.uri().clone();
+    let path = uri.path();
 
     // Inside the id's scope: a rewritten error carries the request id too.
     let mut resp = REQUEST_ID
         .scope(id.clone(), async {
-            let resp = next.run(req).await;
-            normalize_error(resp, &method, &path).await
+            let resp = inner(req).await;
+            normalize_error(resp, &method, path).await
         })
         .await;
 
     let status = resp.status().as_u16();
-    count(route.as_ref(), &method, status, started);
+    count(route, &method, status, started);
     let headers = resp.headers_mut();
+    // Room for the security headers and the id at once rather than growing for them.
+    headers.reserve(8);
     secure(headers, state.settings.hsts);
     if let Ok(v) = HeaderValue::from_str(&id) {
         headers.insert(REQUEST_ID_HEADER, v);
@@ -123,6 +139,18 @@ fn secure(headers: &mut HeaderMap, hsts: bool) {
     );
 }
 
+/// The longest start of `s` of at most `max` bytes that ends on a character boundary.
+fn truncated(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
 /// `ip` as text, as `Display` writes it; IPv4 without the formatting machinery, which cost
 /// more than a microsecond a request.
 fn ip_text(ip: IpAddr) -> String {
@@ -163,8 +191,7 @@ fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpAddr]) -> IpAddr {
 }
 
 /// Counts a request and its latency by route template, method and status.
-fn count(route: Option<&MatchedPath>, method: &Method, status: u16, started: Instant) {
-    let route = route.map_or("unmatched", MatchedPath::as_str);
+fn count(route: &str, method: &Method, status: u16, started: Instant) {
     let series = crate::meters::request(route, method, status);
     series.requests.increment(1);
     series
@@ -247,7 +274,20 @@ async fn normalize_error(resp: Response, method: &Method, path: &str) -> Respons
 /// Resolves credentials when present (a bad one is refused here, at once) and applies the
 /// rate limits per client address, per user and per key. Routes that need a principal get it
 /// through [`crate::extract::Authed`], which refuses requests that arrive without one.
-pub async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    authenticate_then(&state, req, |req| next.run(req)).await
+}
+
+/// [`authenticate`], then `inner`.
+pub(crate) async fn authenticate_then<F, Fut>(
+    state: &AppState,
+    mut req: Request,
+    inner: F,
+) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let client = req
         .extensions()
         .get::<ClientInfo>()
@@ -294,7 +334,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             }
         }
     }
-    next.run(req).await
+    inner(req).await
 }
 
 fn rate_limited(wait: std::time::Duration, which: &'static str) -> Response {
@@ -358,7 +398,19 @@ pub fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response<Bo
 mod tests {
     use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-    use super::ip_text;
+    use super::{ip_text, truncated};
+
+    #[test]
+    fn truncation_keeps_whole_characters() {
+        assert_eq!(truncated("curl/8.5", 512), "curl/8.5");
+        assert_eq!(truncated("abcdef", 3), "abc");
+        // "é" is two bytes: a cut inside it drops it whole.
+        assert_eq!(truncated("aé", 2), "a");
+        assert_eq!(truncated("aé", 3), "aé");
+        assert_eq!(truncated("🎉🎉", 7), "🎉");
+        let long = "x".repeat(600);
+        assert_eq!(truncated(&long, 512).len(), 512);
+    }
 
     #[test]
     fn ip_text_writes_what_display_writes() {

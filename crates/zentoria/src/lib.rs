@@ -208,7 +208,7 @@ pub async fn serve(
     .with_chat(services.chat.clone(), services.commands.clone());
     let workers = services.start_workers();
     let indexer = services.knowledge.start_indexer();
-    let app = zentoria_http::app(state);
+    let app = zentoria_http::served(state);
     let watcher = services
         .platform
         .watch_revocations(std::time::Duration::from_secs(1));

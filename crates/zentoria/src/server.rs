@@ -21,11 +21,11 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::Router;
 use axum::serve::{Listener, ListenerExt};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot, watch};
+use zentoria_http::Served;
 
 /// The running HTTP server: an accept task and its serving threads.
 pub(crate) struct Server {
@@ -53,9 +53,10 @@ impl Server {
     /// runtime.
     pub(crate) fn start(
         listener: TcpListener,
-        app: Router,
+        app: impl Into<Served>,
         threads: usize,
     ) -> anyhow::Result<Self> {
+        let app = app.into();
         let local = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
         let mut shards = Vec::new();
@@ -125,7 +126,7 @@ impl Shard {
     fn spawn(
         index: usize,
         handoff: Handoff,
-        app: Router,
+        app: Served,
         mut stopped: watch::Receiver<bool>,
     ) -> anyhow::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -148,14 +149,11 @@ impl Shard {
                             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
                         }
                     });
-                    let result = axum::serve(
-                        listener,
-                        app.into_make_service_with_connect_info::<SocketAddr>(),
-                    )
-                    .with_graceful_shutdown(async move {
-                        let _ = stopped.wait_for(|stop| *stop).await;
-                    })
-                    .await;
+                    let result = axum::serve(listener, app)
+                        .with_graceful_shutdown(async move {
+                            let _ = stopped.wait_for(|stop| *stop).await;
+                        })
+                        .await;
                     let _ = served_tx.send(result);
                     let _ = exited.await;
                 });
@@ -310,6 +308,7 @@ impl AsyncWrite for Connection {
 mod tests {
     use std::time::Duration;
 
+    use axum::Router;
     use axum::routing::get;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -19,6 +19,7 @@ use zentoria_ai::{
     ChatRequest, FinishReason, Message, Role, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
+use zentoria_platform::Principal;
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
@@ -64,15 +65,42 @@ pub async fn chat_completions(
     body: Body,
 ) -> ApiResult<Response> {
     let arrived = arrived.map_or_else(Instant::now, |a| a.0.0);
+    complete(&state, arrived, &auth, body).await
+}
+
+/// The path of [`chat_completions`].
+pub(crate) const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
+
+/// [`chat_completions`] for a request that has been through the request context and
+/// authentication but not the router: see [`crate::Served`].
+pub(crate) async fn chat_completions_unrouted(state: &AppState, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let arrived = parts
+        .extensions
+        .get::<Arrived>()
+        .map_or_else(Instant::now, |a| a.0);
+    let answer = match crate::extract::principal_of(&parts.extensions) {
+        Ok(principal) => complete(state, arrived, &principal, body).await,
+        Err(e) => Err(e),
+    };
+    answer.into_response()
+}
+
+async fn complete(
+    state: &AppState,
+    arrived: Instant,
+    auth: &Principal,
+    body: Body,
+) -> ApiResult<Response> {
     // Before reading the body: a key without the scope learns nothing about the request.
     auth.require(Scope::Chat)?;
     let body = crate::extract::body_bytes(body, MAX_BODY).await?;
     let parsed = parse_request(&body)?;
     let route = state.ai.route(parsed.model.as_deref())?;
-    let id = format!("chatcmpl-{}", uuid::Uuid::now_v7().simple());
+    let id = completion_id();
     let created = zentoria_core::time::now_ms() / 1000;
     if !parsed.stream {
-        let answer = state.ai.chat(&auth, &route, parsed.request).await?;
+        let answer = state.ai.chat(auth, &route, parsed.request).await?;
         let mut response = (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -90,7 +118,7 @@ pub async fn chat_completions(
         );
         return Ok(response);
     }
-    let upstream = state.ai.chat_stream(&auth, &route, parsed.request).await?;
+    let upstream = state.ai.chat_stream(auth, &route, parsed.request).await?;
     let chunks = chunk_stream(
         upstream.events,
         &id,
@@ -118,6 +146,18 @@ pub async fn chat_completions(
     Ok(response)
 }
 
+/// A completion's id, `chatcmpl-` and 32 random hex digits as OpenAI's are random: unique,
+/// not ordered (a time-ordered UUID takes a process-wide lock and the clock; with the
+/// `format!` around it, it cost more than reading the upstream's answer head).
+fn completion_id() -> String {
+    let mut buf = [0u8; uuid::fmt::Simple::LENGTH];
+    let hex = uuid::Uuid::new_v4().simple().encode_lower(&mut buf);
+    let mut id = String::with_capacity(9 + hex.len());
+    id.push_str("chatcmpl-");
+    id.push_str(hex);
+    id
+}
+
 /// The histogram of the gateway's own time per chat completion.
 pub(crate) const OVERHEAD_METRIC: &str = "zentoria_gateway_overhead_seconds";
 
@@ -138,13 +178,34 @@ fn report_overhead(
 ) {
     let own = arrived.elapsed().saturating_sub(upstream_wait);
     crate::meters::gateway_overhead(model)[usize::from(stream)].record(own.as_secs_f64());
-    // Milliseconds to the microsecond, from integers (a float formatted with a precision
-    // takes the slow exact path).
-    let us = own.as_micros();
-    let ms = format!("{}.{:03}", us / 1000, us % 1000);
-    if let Ok(value) = HeaderValue::from_str(&ms) {
+    if let Ok(value) = HeaderValue::from_bytes(&millis(own)) {
         response.headers_mut().insert(OVERHEAD_HEADER, value);
     }
+}
+
+/// `d` in milliseconds to the microsecond (`12.345`), written digit by digit: a float
+/// formatted with a precision takes the slow exact path, and `format!` of the integers cost
+/// more than the rest of reporting the overhead.
+fn millis(d: Duration) -> Vec<u8> {
+    let us = d.as_micros();
+    let mut out = Vec::with_capacity(24);
+    let mut ms = us / 1000;
+    loop {
+        out.push(b'0' + (ms % 10) as u8);
+        ms /= 10;
+        if ms == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    let frac = (us % 1000) as u16;
+    out.extend_from_slice(&[
+        b'.',
+        b'0' + (frac / 100) as u8,
+        b'0' + (frac / 10 % 10) as u8,
+        b'0' + (frac % 10) as u8,
+    ]);
+    out
 }
 
 /// Embeddings in OpenAI's format, from an Ollama or OpenAI-compatible provider.
@@ -612,6 +673,15 @@ impl Chunker {
         out.extend_from_slice(b",\"logprobs\":null}]}\n\n");
     }
 
+    /// [`Self::delta`] of text alone, the most of a stream's events, with only the text
+    /// serialized (through the struct, serde escaped each key on every event).
+    fn text(&self, out: &mut Vec<u8>, text: &str) {
+        self.start(out, text.len());
+        out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"content\":");
+        write_json(out, &text);
+        out.extend_from_slice(b"},\"finish_reason\":null,\"logprobs\":null}]}\n\n");
+    }
+
     fn usage(&self, out: &mut Vec<u8>, u: &Usage) {
         self.start(out, 0);
         out.extend_from_slice(b"\"choices\":[],\"usage\":");
@@ -672,14 +742,7 @@ impl Chunks {
     fn write(&mut self, item: Result<StreamEvent, zentoria_ai::ProviderError>, out: &mut Vec<u8>) {
         let chunks = &self.chunker;
         match item {
-            Ok(StreamEvent::Delta { text }) => chunks.delta(
-                out,
-                Delta {
-                    content: Some(&text),
-                    ..Delta::default()
-                },
-                None,
-            ),
+            Ok(StreamEvent::Delta { text }) => chunks.text(out, &text),
             Ok(StreamEvent::ToolCall(call)) => {
                 let c = WireToolCall::of(Some(self.tool_index), &call);
                 self.tool_index += 1;
@@ -915,6 +978,61 @@ mod tests {
             assert!(err.contains(says), "{body}: {err}");
         }
         assert!(parse_request(b"{not json").is_err());
+    }
+
+    #[test]
+    fn completion_ids_are_openais_shape_and_unique() {
+        let ids: std::collections::HashSet<String> = (0..1000).map(|_| completion_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            let hex = id.strip_prefix("chatcmpl-").expect("the prefix");
+            assert_eq!(hex.len(), 32);
+            assert!(
+                hex.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+        }
+    }
+
+    #[test]
+    fn overhead_is_written_in_milliseconds_to_the_microsecond() {
+        for us in [
+            0u64,
+            7,
+            40,
+            999,
+            1000,
+            1001,
+            12_345,
+            1_000_000,
+            98_765_432,
+            u64::MAX,
+        ] {
+            let d = Duration::from_micros(us);
+            let expected = format!("{}.{:03}", us / 1000, us % 1000);
+            assert_eq!(String::from_utf8(millis(d)).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_text_event_is_the_delta_of_its_text() {
+        let chunker = Chunker::new("chatcmpl-1", 7, "openai/m");
+        for text in ["", "Hello", "a \"quote\", a \\ and\na line", "é漢🎉\u{1}"] {
+            let (mut fast, mut full) = (Vec::new(), Vec::new());
+            chunker.text(&mut fast, text);
+            chunker.delta(
+                &mut full,
+                Delta {
+                    content: Some(text),
+                    ..Delta::default()
+                },
+                None,
+            );
+            assert_eq!(
+                String::from_utf8(fast).unwrap(),
+                String::from_utf8(full).unwrap()
+            );
+        }
     }
 
     #[test]

@@ -345,6 +345,78 @@ async fn bad_requests_routing_and_upstream_errors_are_clear() {
     s.stop().await;
 }
 
+/// `POST /v1/chat/completions` skips the router (zentoria_http::served) but not what every
+/// route gets: request ids, security headers, the error shape, authentication and metrics;
+/// other methods on its path still reach the router.
+#[tokio::test]
+async fn chat_completions_get_what_every_route_gets() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let hello = json!({"model": "mini", "messages": [{"role": "user", "content": "hi"}]});
+
+    for stream in [false, true] {
+        let mut body = hello.clone();
+        body["stream"] = json!(stream);
+        let r = s
+            .http
+            .post(s.at("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .header("x-request-id", format!("trace-{stream}"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let h = r.headers();
+        assert_eq!(h["x-request-id"], format!("trace-{stream}").as_str());
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert!(h.contains_key("content-security-policy"));
+        // A stream keeps its own cache rule; a whole answer gets the default.
+        let cache = if stream { "no-cache" } else { "no-store" };
+        assert_eq!(h["cache-control"], cache);
+        assert!(r.text().await.unwrap().contains("hi"));
+    }
+
+    // No credential, a bad one: refused in the shared shape, with an id.
+    let r = s
+        .http
+        .post(s.at("/v1/chat/completions"))
+        .json(&hello)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    assert_error(r, 401, "unauthenticated").await;
+    let r = chat(&s, "zt_not-a-key", hello.clone()).await;
+    assert_error(r, 401, "unauthenticated").await;
+
+    // Other methods on the path are the router's.
+    let r = s
+        .http
+        .get(s.at("/v1/chat/completions"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_error(r, 405, "method_not_allowed").await;
+
+    let metrics = s.get("/metrics", None).await.text().await.unwrap();
+    for status in ["200", "401", "405"] {
+        let needle = format!(
+            "zentoria_http_requests_total{{method=\"{}\",route=\"/v1/chat/completions\",status=\"{status}\"}}",
+            if status == "405" { "GET" } else { "POST" }
+        );
+        assert!(
+            metrics.contains(&needle),
+            "{needle} missing from:\n{metrics}"
+        );
+    }
+    s.stop().await;
+}
+
 /// The official `openai` Python package as the client, whole and streamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_against_the_gateway() {
