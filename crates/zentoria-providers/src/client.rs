@@ -316,7 +316,10 @@ impl HttpClient {
                 }
                 (None, _) => {
                     fresh = true;
-                    self.connect(endpoint).await?
+                    // Boxed: connecting (DNS, TCP, TLS) is the rare path, and its future, held
+                    // inline, made every request's future kilobytes larger, which each layer
+                    // above moved and copied.
+                    Box::pin(self.connect(endpoint)).await?
                 }
             };
             conn.used_at = Instant::now();

@@ -517,8 +517,10 @@ impl Shape {
         let [choice] = chunk.choices.as_slice() else {
             return false;
         };
+        // Not an empty text: servers open a stream with `{"role":"assistant","content":""}`,
+        // whose shape (with its role) no later chunk has.
         choice.delta.as_ref().is_some_and(|delta| {
-            delta.content.is_some()
+            delta.content.as_deref().is_some_and(|t| !t.is_empty())
                 && delta.tool_calls.is_none()
                 && choice.finish_reason.is_none()
                 && chunk.usage.is_none()
