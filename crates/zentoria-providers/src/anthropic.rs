@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::breaker::BreakerState;
 use crate::error::{ProviderError, Secret, protocol};
 use crate::provider::{ClientConfig, base_url};
-use crate::sse::{SseEvent, SseParser};
+use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
@@ -448,7 +448,6 @@ enum Block {
 pub(crate) struct AnthropicDecoder {
     provider: String,
     sse: SseParser,
-    scratch: Vec<SseEvent>,
     blocks: HashMap<u64, Block>,
     usage: WireUsage,
     saw_usage: bool,
@@ -461,7 +460,6 @@ impl AnthropicDecoder {
         Self {
             provider: provider.to_owned(),
             sse: SseParser::new(),
-            scratch: Vec::new(),
             blocks: HashMap::new(),
             usage: WireUsage::default(),
             saw_usage: false,
@@ -488,20 +486,18 @@ impl AnthropicDecoder {
             .ok_or_else(|| protocol(&self.provider, "content block event without index"))
     }
 
+    /// Handles one SSE event: its type (`event:`) and its data.
     fn handle(
         &mut self,
-        event: SseEvent,
+        event: Option<&str>,
+        data: &[u8],
         out: &mut VecDeque<StreamEvent>,
     ) -> Result<(), ProviderError> {
         if self.done {
             return Ok(());
         }
-        let value: WireEvent = decode(&self.provider, "stream event", &event.data)?;
-        let kind = value
-            .kind
-            .as_deref()
-            .or(event.event.as_deref())
-            .unwrap_or_default();
+        let value: WireEvent = decode(&self.provider, "stream event", data)?;
+        let kind = value.kind.as_deref().or(event).unwrap_or_default();
         match kind {
             "message_start" => {
                 self.merge_usage(value.message.and_then(|m| m.usage));
@@ -622,21 +618,21 @@ impl AnthropicDecoder {
 
 impl Decoder for AnthropicDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
-        let mut events = std::mem::take(&mut self.scratch);
-        let parsed = self.sse.feed(chunk, &mut events);
-        let handled = events
-            .drain(..)
-            .try_for_each(|event| self.handle(event, out));
-        self.scratch = events;
-        parsed.map_err(|e| protocol(&self.provider, e.0))?;
-        handled
+        // Out of `self` while it hands events to `self.handle`.
+        let mut sse = std::mem::take(&mut self.sse);
+        let fed = sse.feed_with(chunk, |event, data| self.handle(event, data, out));
+        self.sse = sse;
+        fed.map_err(|e| match e {
+            FeedError::Sse(e) => protocol(&self.provider, e.0),
+            FeedError::Handler(e) => e,
+        })
     }
 
     fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
         let mut events = Vec::new();
         self.sse.finish(&mut events);
         for event in events {
-            self.handle(event, out)?;
+            self.handle(event.event.as_deref(), &event.data, out)?;
         }
         if !self.done {
             return Err(protocol(

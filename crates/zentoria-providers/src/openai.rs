@@ -13,7 +13,7 @@ use crate::breaker::BreakerState;
 use crate::embed::{self, EmbedRequest, Embeddings};
 use crate::error::{ProviderError, Secret, protocol};
 use crate::provider::{ClientConfig, base_url};
-use crate::sse::{SseEvent, SseParser};
+use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
@@ -477,7 +477,6 @@ struct PartialCall {
 pub(crate) struct OpenAiDecoder {
     provider: String,
     sse: SseParser,
-    scratch: Vec<SseEvent>,
     calls: BTreeMap<usize, PartialCall>,
     emitted_calls: usize,
     finish: Option<FinishReason>,
@@ -592,7 +591,6 @@ impl OpenAiDecoder {
         Self {
             provider: provider.to_owned(),
             sse: SseParser::new(),
-            scratch: Vec::new(),
             calls: BTreeMap::new(),
             emitted_calls: 0,
             finish: None,
@@ -627,13 +625,13 @@ impl OpenAiDecoder {
 
     fn handle(
         &mut self,
-        event: SseEvent,
+        data: &[u8],
         out: &mut VecDeque<StreamEvent>,
     ) -> Result<(), ProviderError> {
         if self.done {
             return Ok(());
         }
-        let data = event.data.trim_ascii();
+        let data = data.trim_ascii();
         if data == b"[DONE]" {
             self.flush_calls(out)?;
             if let Some(usage) = self.usage.take() {
@@ -709,21 +707,21 @@ impl OpenAiDecoder {
 
 impl Decoder for OpenAiDecoder {
     fn feed(&mut self, chunk: &[u8], out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
-        let mut events = std::mem::take(&mut self.scratch);
-        let parsed = self.sse.feed(chunk, &mut events);
-        let handled = events
-            .drain(..)
-            .try_for_each(|event| self.handle(event, out));
-        self.scratch = events;
-        parsed.map_err(|e| protocol(&self.provider, e.0))?;
-        handled
+        // Out of `self` while it hands events to `self.handle`.
+        let mut sse = std::mem::take(&mut self.sse);
+        let fed = sse.feed_with(chunk, |_, data| self.handle(data, out));
+        self.sse = sse;
+        fed.map_err(|e| match e {
+            FeedError::Sse(e) => protocol(&self.provider, e.0),
+            FeedError::Handler(e) => e,
+        })
     }
 
     fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), ProviderError> {
         let mut events = Vec::new();
         self.sse.finish(&mut events);
         for event in events {
-            self.handle(event, out)?;
+            self.handle(&event.data, out)?;
         }
         if !self.done {
             return Err(protocol(

@@ -17,6 +17,15 @@ pub struct SseEvent {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SseError(pub String);
 
+/// Why [`SseParser::feed_with`] stopped: the bytes are not valid SSE, or the handler failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeedError<E> {
+    /// The bytes are not valid SSE.
+    Sse(SseError),
+    /// The handler refused an event.
+    Handler(E),
+}
+
 use crate::MAX_LINE;
 
 /// Incremental SSE decoder.
@@ -38,34 +47,98 @@ impl SseParser {
 
     /// Feeds a chunk and appends completed events to `out`. Lines are found by scanning for
     /// their ends and copied at most once (only a line split across chunks is buffered).
-    pub fn feed(&mut self, mut chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+    pub fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), SseError> {
+        self.feed_with(chunk, |event, data| {
+            out.push(SseEvent {
+                event: event.map(str::to_owned),
+                data: data.to_vec(),
+            });
+            Ok::<(), SseError>(())
+        })
+        .map_err(|e| match e {
+            FeedError::Sse(e) | FeedError::Handler(e) => e,
+        })
+    }
+
+    /// Feeds a chunk and hands each completed event to `handle` — its type (`event:`) and its
+    /// data — as it is found, stopping at the first error. An event that stands whole in the
+    /// chunk as one `data:` line and a blank line (with `\n` or `\r\n` line ends: what
+    /// servers send) is handed over borrowed from the chunk, neither copied nor allocated;
+    /// any other goes through the line-by-line parser first.
+    pub fn feed_with<E>(
+        &mut self,
+        mut chunk: &[u8],
+        mut handle: impl FnMut(Option<&str>, &[u8]) -> Result<(), E>,
+    ) -> Result<(), FeedError<E>> {
+        let mut events = Vec::new();
         while !chunk.is_empty() {
-            if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
-                chunk = &chunk[1..];
+            if let Some((data, used)) = self.whole_data_event(chunk) {
+                let event = self.event.take();
+                handle(event.as_deref(), data).map_err(FeedError::Handler)?;
+                chunk = &chunk[used..];
                 continue;
             }
-            let end = memchr::memchr2(b'\n', b'\r', chunk);
-            if self.line.len() + end.unwrap_or(chunk.len()) > MAX_LINE {
-                return Err(too_long());
+            let used = self.feed_line(chunk, &mut events).map_err(FeedError::Sse)?;
+            chunk = &chunk[used..];
+            for event in events.drain(..) {
+                handle(event.event.as_deref(), &event.data).map_err(FeedError::Handler)?;
             }
-            let Some(end) = end else {
-                self.line.extend_from_slice(chunk);
-                break;
-            };
-            self.after_cr = chunk[end] == b'\r';
-            if self.line.is_empty() {
-                self.end_line(&chunk[..end], out)?;
-            } else {
-                self.line.extend_from_slice(&chunk[..end]);
-                let line = std::mem::take(&mut self.line);
-                let result = self.end_line(&line, out);
-                self.line = line;
-                self.line.clear();
-                result?;
-            }
-            chunk = &chunk[end + 1..];
         }
         Ok(())
+    }
+
+    /// An event at the start of `chunk` made of one `data:` line and the blank line after it,
+    /// when nothing of another event is pending: its data and the bytes it takes.
+    fn whole_data_event<'c>(&self, chunk: &'c [u8]) -> Option<(&'c [u8], usize)> {
+        if !self.started || self.after_cr || self.has_data || !self.line.is_empty() {
+            return None;
+        }
+        let rest = chunk.strip_prefix(b"data:")?;
+        let end = memchr::memchr2(b'\n', b'\r', rest)?;
+        if 5 + end > MAX_LINE {
+            return None; // the line parser refuses it
+        }
+        let blank: &[u8] = if rest[end] == b'\n' {
+            b"\n\n"
+        } else {
+            b"\r\n\r\n"
+        };
+        if !rest[end..].starts_with(blank) {
+            return None;
+        }
+        let value = &rest[..end];
+        Some((
+            value.strip_prefix(b" ").unwrap_or(value),
+            5 + end + blank.len(),
+        ))
+    }
+
+    /// Parses the line at the start of `chunk` (or the rest of the chunk, when it holds no
+    /// line end), appending an event completed by it to `out`; returns the bytes used.
+    fn feed_line(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<usize, SseError> {
+        if std::mem::take(&mut self.after_cr) && chunk[0] == b'\n' {
+            return Ok(1);
+        }
+        let end = memchr::memchr2(b'\n', b'\r', chunk);
+        if self.line.len() + end.unwrap_or(chunk.len()) > MAX_LINE {
+            return Err(too_long());
+        }
+        let Some(end) = end else {
+            self.line.extend_from_slice(chunk);
+            return Ok(chunk.len());
+        };
+        self.after_cr = chunk[end] == b'\r';
+        if self.line.is_empty() {
+            self.end_line(&chunk[..end], out)?;
+        } else {
+            self.line.extend_from_slice(&chunk[..end]);
+            let line = std::mem::take(&mut self.line);
+            let result = self.end_line(&line, out);
+            self.line = line;
+            self.line.clear();
+            result?;
+        }
+        Ok(end + 1)
     }
 
     /// Signals end of input. A final event whose lines were complete but that lacked the
@@ -243,6 +316,88 @@ event: ping\ndata: {}\r\rdata: [DONE]\n\n"
             parse_chunks(&[b"event: x\n\ndata: y\n\n"]).unwrap(),
             vec![ev(None, "y")]
         );
+    }
+
+    /// Events, as `feed_with` hands them over, owned.
+    fn handed(p: &mut SseParser, chunks: &[&[u8]]) -> Vec<SseEvent> {
+        let mut out = Vec::new();
+        for c in chunks {
+            p.feed_with(c, |event, data| {
+                out.push(ev(event, std::str::from_utf8(data).unwrap()));
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        }
+        p.finish(&mut out);
+        out
+    }
+
+    #[test]
+    fn whole_events_are_handed_over_as_the_line_parser_finds_them() {
+        let stream = "data: {\"a\":1}\n\ndata:{\"b\":2}\r\n\r\nevent: delta\ndata: x\n\n\
+data: \n\ndata:  two spaces\n\ndata: [DONE]\n\n"
+            .as_bytes();
+        let expected = vec![
+            ev(None, "{\"a\":1}"),
+            ev(None, "{\"b\":2}"),
+            ev(Some("delta"), "x"),
+            ev(None, ""),
+            ev(None, " two spaces"),
+            ev(None, "[DONE]"),
+        ];
+        // The first line goes through the line parser (it may start with a byte order
+        // mark); the rest are whole in the chunk.
+        assert_eq!(handed(&mut SseParser::new(), &[stream]), expected);
+        let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+        assert_eq!(handed(&mut SseParser::new(), &bytes), expected);
+    }
+
+    #[test]
+    fn a_handler_error_stops_the_chunk() {
+        let mut p = SseParser::new();
+        let mut seen = Vec::new();
+        let fed = p.feed_with(b"data: a\n\ndata: b\n\ndata: c\n\n", |_, data| {
+            seen.push(data.to_vec());
+            if data == b"b" { Err("bad") } else { Ok(()) }
+        });
+        assert_eq!(fed, Err(FeedError::Handler("bad")));
+        assert_eq!(seen, [b"a".to_vec(), b"b".to_vec()]);
+    }
+
+    proptest::proptest! {
+        /// Streams of data, event, comment and blank lines with any line ends, cut anywhere:
+        /// what `feed_with` hands over (whole events borrowed) is what the line parser
+        /// finds one byte at a time.
+        #[test]
+        fn handing_over_whole_events_changes_no_event(
+            lines in proptest::collection::vec(
+                (0..5u8, "[a-z {}\":é]{0,12}", 0..3u8), 0..24),
+            cuts in proptest::collection::vec(0..64usize, 0..8),
+        ) {
+            let mut stream = Vec::new();
+            for (kind, text, end) in &lines {
+                match kind {
+                    0 | 1 => stream.extend_from_slice(format!("data: {text}").as_bytes()),
+                    2 => stream.extend_from_slice(format!("event: {text}").as_bytes()),
+                    3 => stream.extend_from_slice(format!(":{text}").as_bytes()),
+                    _ => {}
+                }
+                stream.extend_from_slice([&b"\n"[..], b"\r\n", b"\r"][usize::from(*end)]);
+            }
+            let mut chunks = Vec::new();
+            let mut at = 0;
+            for cut in cuts {
+                let end = (at + cut).min(stream.len());
+                chunks.push(&stream[at..end]);
+                at = end;
+            }
+            chunks.push(&stream[at..]);
+            let bytes: Vec<&[u8]> = stream.chunks(1).collect();
+            proptest::prop_assert_eq!(
+                handed(&mut SseParser::new(), &chunks),
+                handed(&mut SseParser::new(), &bytes)
+            );
+        }
     }
 
     #[test]
