@@ -588,21 +588,20 @@ where
         cx: &mut Context<'_>,
         deadline: Option<Instant>,
     ) -> Poll<Result<(), ProviderError>> {
-        let (at, phase) = match deadline {
-            Some(deadline) => (deadline, TimeoutPhase::FirstToken),
-            None => (
-                Instant::now() + self.options.idle_timeout,
-                TimeoutPhase::Idle,
-            ),
+        let phase = match deadline {
+            Some(_) => TimeoutPhase::FirstToken,
+            None => TimeoutPhase::Idle,
         };
+        // The clock is read once per read that waits, not on every poll while it waits.
+        let idle = self.options.idle_timeout;
+        let at = || deadline.unwrap_or_else(|| Instant::now() + idle);
         let timer = match &mut self.timer {
+            Some(timer) if self.waiting => timer,
             Some(timer) => {
-                if !self.waiting {
-                    timer.as_mut().reset(at);
-                }
+                timer.as_mut().reset(at());
                 timer
             }
-            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at))),
+            None => self.timer.insert(Box::pin(tokio::time::sleep_until(at()))),
         };
         self.waiting = true;
         match timer.as_mut().poll(cx) {
