@@ -4,13 +4,16 @@
 # valgrind's callgrind, a few requests warm it up, the counters are zeroed, then N requests are
 # sent on 4 connections and the instructions Zentoria executed are divided by N. Instruction
 # counts do not depend on what else the machine is doing, so two builds can be compared on a
-# noisy VM; user space only (the kernel's socket work is not counted).
+# noisy VM; user space only (the kernel's socket work is not counted). Two counts: everything
+# Zentoria executed, and what its HTTP serving threads executed (the requests' own work, which
+# repeats within a few hundred instructions from run to run).
 #
 #   scripts/bench-gateway-instructions.sh            needs valgrind (apt-get install valgrind)
 #
 # Env: REQUESTS (default 400); STREAMS ("false true": whole answers, then streams); BIN (the
 # directory holding zentoria and zentoria-bench; default: build them); TOP (0): also print the
-# N functions with the most instructions of their own; KEEP=DIR keeps the callgrind files.
+# N functions with the most instructions of their own on the serving threads; KEEP=DIR keeps
+# the serving threads' callgrind files.
 # Background work that runs on a clock (the usage log's flush every second) weighs more here
 # than in real use, as everything runs about 50 times slower under valgrind.
 set -euo pipefail
@@ -36,7 +39,7 @@ unset ZENTORIA_DATABASE_URL ZENTORIA_CONFIG
 echo bench-password-1 | "$BIN/zentoria" users create --username bench --admin --password-stdin >/dev/null 2>&1
 KEY="$("$BIN/zentoria" keys create --user bench --name gateway --scopes chat 2>/dev/null)"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --dump-instr=no \
+valgrind --tool=callgrind --callgrind-out-file="$WORK/cg.out" --dump-instr=no --separate-threads=yes \
     "$BIN/zentoria" serve --listen "127.0.0.1:$PORT" 2>"$WORK/zentoria.log" &
 ZT_PID=$!
 for _ in $(seq 600); do curl -sf "http://127.0.0.1:$PORT/health" >/dev/null && break; sleep 0.1; done
@@ -60,7 +63,7 @@ threads = [threading.Thread(target=run, args=(n // conns,)) for _ in range(conns
 PY
 }
 
-echo "stream,requests,instructions_per_request"
+echo "stream,requests,instructions_per_request,serving_threads_per_request"
 part=0
 for stream in $STREAMS; do
     send "$stream" 40 4
@@ -68,14 +71,42 @@ for stream in $STREAMS; do
     send "$stream" "$REQUESTS" 4
     callgrind_control -d "$ZT_PID" >/dev/null 2>&1
     part=$((part + 1))
-    total="$(callgrind_annotate "$WORK/cg.out.$part" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')"
-    echo "$stream,$REQUESTS,$((total / REQUESTS))"
+    # One file per thread: the serving threads' (see crates/zentoria/src/server.rs) carry the
+    # requests; the others run work on a clock (the usage log's flush, the job poller), which
+    # valgrind's slowness makes weigh more than in real use and vary from run to run.
+    serving=()
+    for f in "$WORK/cg.out.$part"-*; do grep -q "Shard::spawn" "$f" && serving+=("$f"); done
+    python3 - "$REQUESTS" "${#serving[@]}" "$WORK/cg.out.$part"-* "${serving[@]}" <<'PY' | sed "s/^/$stream,$REQUESTS,/"
+import sys
+n, k, files = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+def total(f):
+    for line in open(f):
+        if line.startswith(("summary:", "totals:")):
+            return int(line.split()[1])
+    return 0
+everything, serving = files[:len(files) - k], files[len(files) - k:]
+print("%d,%d" % (sum(map(total, everything)) // n, sum(map(total, serving)) // n))
+PY
     if [ "$TOP" -gt 0 ]; then
-        # Own instructions, most first (the thread-entry frames, near 100%, left out).
-        callgrind_annotate --threshold=100 "$WORK/cg.out.$part" 2>/dev/null |
-            awk -v top="$TOP" 'match($0, /\( *([0-9.]+)%\)/, m) && m[1] + 0 < 50 && n++ < top' |
-            sed -E 's/ \[[^]]*\]$//' | cut -c1-160 | sed 's/^/#   /'
+        # Own instructions of the serving threads, most first.
+        for f in "${serving[@]}"; do callgrind_annotate --threshold=100 "$f" 2>/dev/null; done |
+            python3 -c '
+import re, sys
+own, total = {}, 0
+for line in sys.stdin:
+    m = re.match(r"\s*([\d,]+) \(\s*([\d.]+)%\)\s+(.*?)(?: \[.*\])?$", line)
+    if not m: continue
+    ir, share, name = int(m.group(1).replace(",", "")), float(m.group(2)), m.group(3)
+    if "PROGRAM TOTALS" in name: total += ir; continue
+    if share >= 50: continue  # the thread-entry frames, near 100%
+    own[name] = own.get(name, 0) + ir
+for name, ir in sorted(own.items(), key=lambda kv: -kv[1])[:int(sys.argv[1])]:
+    print("#   %10d (%5.2f%%)  %s" % (ir, 100 * ir / total, name[:150]))' "$TOP"
     fi
-    if [ -n "$KEEP" ]; then mkdir -p "$KEEP"; cp "$WORK/cg.out.$part" "$KEEP/stream-$stream.callgrind"; fi
+    if [ -n "$KEEP" ]; then
+        mkdir -p "$KEEP"
+        i=0
+        for f in "${serving[@]}"; do i=$((i + 1)); cp "$f" "$KEEP/stream-$stream-serving-$i.callgrind"; done
+    fi
 done
 echo "# valgrind $(valgrind --version | sed 's/valgrind-//'); $(git rev-parse --short HEAD)$(git diff --quiet || echo +changes); $(date -u +%Y-%m-%d)"
