@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use zentoria_core::Error;
@@ -18,6 +18,10 @@ use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID, error_response};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// [`REQUEST_ID_HEADER`] as a header name, made once: a `&str` name is parsed again on every
+/// use.
+const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// When the request reached the server (before its body was read): handlers that report their
 /// own time (the gateway's overhead) measure from here.
@@ -50,7 +54,7 @@ where
     let started = Instant::now();
     let id = req
         .headers()
-        .get(REQUEST_ID_HEADER)
+        .get(REQUEST_ID_NAME)
         .and_then(|v| v.to_str().ok())
         .filter(|v| {
             !v.is_empty()
@@ -96,7 +100,7 @@ where
     headers.reserve(8);
     secure(headers, state.settings.hsts);
     if let Ok(v) = HeaderValue::from_str(&id) {
-        headers.insert(REQUEST_ID_HEADER, v);
+        headers.insert(REQUEST_ID_NAME, v);
     }
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
@@ -362,8 +366,11 @@ fn token_param(query: Option<&str>) -> Option<String> {
 }
 
 /// The credential in `X-API-Key` or `Authorization: Bearer`, if any.
+/// The header an API key may come in, as a name made once.
+const API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key");
+
 fn credential_of(headers: &HeaderMap) -> Result<Option<String>, Error> {
-    if let Some(v) = headers.get("x-api-key") {
+    if let Some(v) = headers.get(API_KEY_NAME) {
         let key = v
             .to_str()
             .map_err(|_| Error::unauthenticated("the X-API-Key header is not valid text"))?;

@@ -10,7 +10,7 @@ use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -164,6 +164,10 @@ pub(crate) const OVERHEAD_METRIC: &str = "zentoria_gateway_overhead_seconds";
 /// The response header carrying it, in milliseconds (LiteLLM's `x-litellm-overhead-duration-ms`).
 pub const OVERHEAD_HEADER: &str = "x-zentoria-overhead-ms";
 
+/// [`OVERHEAD_HEADER`] as a header name, made once (parsing the name cost more than the rest of
+/// writing the header).
+const OVERHEAD_NAME: HeaderName = HeaderName::from_static(OVERHEAD_HEADER);
+
 /// Records the gateway's own time on a chat completion — from the request's arrival until its
 /// response head is ready, less the time spent waiting on providers (for a stream: until its
 /// first event) — in [`OVERHEAD_HEADER`] and [`OVERHEAD_METRIC`]. It covers authentication,
@@ -179,7 +183,7 @@ fn report_overhead(
     let own = arrived.elapsed().saturating_sub(upstream_wait);
     crate::meters::gateway_overhead(model)[usize::from(stream)].record(own.as_secs_f64());
     if let Ok(value) = HeaderValue::from_bytes(&millis(own)) {
-        response.headers_mut().insert(OVERHEAD_HEADER, value);
+        response.headers_mut().insert(OVERHEAD_NAME, value);
     }
 }
 
@@ -524,13 +528,13 @@ fn finish(r: &FinishReason) -> &str {
 /// (`object` is one of OpenAI's fixed names, written as it is).
 fn answer_head(out: &mut Vec<u8>, id: &str, object: &'static str, created: i64, model: &str) {
     out.extend_from_slice(b"{\"id\":");
-    write_json(out, &id);
+    write_str(out, id);
     out.extend_from_slice(b",\"object\":\"");
     out.extend_from_slice(object.as_bytes());
     out.extend_from_slice(b"\",\"created\":");
     write_json(out, &created);
     out.extend_from_slice(b",\"model\":");
-    write_json(out, &model);
+    write_str(out, model);
 }
 
 /// A whole answer, as OpenAI sends it, written straight into its body: the fixed parts as
@@ -547,7 +551,7 @@ fn completion(id: &str, created: i64, answer: &zentoria_ai::ChatResponse) -> Vec
     if m.content.is_empty() && !m.tool_calls.is_empty() {
         out.extend_from_slice(b"null");
     } else {
-        write_json(&mut out, &m.content);
+        write_str(&mut out, &m.content);
     }
     out.extend_from_slice(b",\"refusal\":null");
     if !m.tool_calls.is_empty() {
@@ -560,7 +564,7 @@ fn completion(id: &str, created: i64, answer: &zentoria_ai::ChatResponse) -> Vec
         write_json(&mut out, &calls);
     }
     out.extend_from_slice(b"},\"finish_reason\":");
-    write_json(&mut out, &finish(&answer.finish_reason));
+    write_str(&mut out, finish(&answer.finish_reason));
     out.extend_from_slice(b",\"logprobs\":null}],\"usage\":");
     write_json(&mut out, &WireUsage::of(&answer.usage.unwrap_or_default()));
     out.push(b'}');
@@ -643,6 +647,34 @@ fn write_json(out: &mut Vec<u8>, v: &impl Serialize) {
     serde_json::to_writer(out, v).expect("wire types serialize");
 }
 
+/// `s` as a JSON string, byte for byte as serde_json writes it. Most strings of an answer
+/// (ids, model names, most text) hold nothing to escape: those are checked a block of bytes
+/// at a time and copied, where serde_json looks up every byte (its `format_escaped_str` was
+/// the third-largest cost of a whole answer).
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    if needs_no_escape(s.as_bytes()) {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        write_json(out, &s);
+    }
+}
+
+/// Whether no byte of `b` is one JSON escapes: a control character, `"` or a backslash.
+fn needs_no_escape(b: &[u8]) -> bool {
+    let escaped = |c: u8| (c < 0x20) | (c == b'"') | (c == b'\\');
+    let mut blocks = b.chunks_exact(16);
+    // Without an early exit inside a block, the compiler checks its 16 bytes at once.
+    for block in &mut blocks {
+        if block.iter().fold(false, |any, &c| any | escaped(c)) {
+            return false;
+        }
+    }
+    !blocks.remainder().iter().any(|&c| escaped(c))
+}
+
 /// A whole event holding `data`.
 fn frame(out: &mut Vec<u8>, data: &impl Serialize) {
     out.extend_from_slice(b"data: ");
@@ -652,7 +684,9 @@ fn frame(out: &mut Vec<u8>, data: &impl Serialize) {
 
 impl Chunker {
     fn new(id: &str, created: i64, model: &str) -> Chunker {
-        let mut head = b"data: ".to_vec();
+        // Room for the fixed parts, so that the head is not grown three times on the way.
+        let mut head = Vec::with_capacity(96 + id.len() + model.len());
+        head.extend_from_slice(b"data: ");
         answer_head(&mut head, id, "chat.completion.chunk", created, model);
         head.push(b',');
         Chunker { head }
@@ -678,7 +712,7 @@ impl Chunker {
     fn text(&self, out: &mut Vec<u8>, text: &str) {
         self.start(out, text.len());
         out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"content\":");
-        write_json(out, &text);
+        write_str(out, text);
         out.extend_from_slice(b"},\"finish_reason\":null,\"logprobs\":null}]}\n\n");
     }
 
@@ -720,6 +754,9 @@ fn chunk_stream(
 /// The most bytes of events put in one body chunk; past it the chunk is sent and the rest of
 /// the ready events go in the next.
 const BATCH_BYTES: usize = 64 * 1024;
+
+/// The room a stream's first body chunk starts with.
+const FIRST_ROOM: usize = 8 * 1024;
 
 /// The body of a streamed chat completion: see [`chunk_stream`].
 struct Chunks {
@@ -782,7 +819,14 @@ impl Stream for Chunks {
     ) -> std::task::Poll<Option<Self::Item>> {
         use std::task::Poll;
         let this = &mut *self;
-        let mut out = Vec::with_capacity(this.last_len.clamp(2048, BATCH_BYTES));
+        // The first chunk often holds many events (a fast upstream's first read): room for
+        // a few kilobytes then, or it was grown twice for the relay of a short answer.
+        let room = if this.started {
+            this.last_len
+        } else {
+            FIRST_ROOM
+        };
+        let mut out = Vec::with_capacity(room.clamp(2048, BATCH_BYTES));
         if !this.started {
             this.started = true;
             this.chunker.delta(
@@ -1011,6 +1055,40 @@ mod tests {
             let d = Duration::from_micros(us);
             let expected = format!("{}.{:03}", us / 1000, us % 1000);
             assert_eq!(String::from_utf8(millis(d)).unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn strings_are_written_as_serde_json_writes_them() {
+        let long = "x".repeat(40);
+        for s in [
+            "",
+            "plain",
+            "\"",
+            "\\",
+            "\u{1f}",
+            "\u{7f} is not escaped",
+            "sixteen bytes ok",
+            "sixteen bytes \"q",
+            long.as_str(),
+            "a line\nin the second block",
+        ] {
+            let mut out = Vec::new();
+            write_str(&mut out, s);
+            assert_eq!(out, serde_json::to_vec(s).unwrap(), "{s:?}");
+        }
+    }
+
+    proptest::proptest! {
+        /// The block-wise check and serde_json agree on every string: escapes anywhere in a
+        /// block or in the remainder, any length.
+        #[test]
+        fn any_string_is_written_as_serde_json_writes_it(
+            s in "(\\PC|[\"\\\\\u{0}-\u{1f}\u{7f}]){0,70}"
+        ) {
+            let mut out = Vec::new();
+            write_str(&mut out, &s);
+            proptest::prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
         }
     }
 
