@@ -16,8 +16,9 @@
 # own fixed-rate run (direct, then through Zentoria) instead of interleaving both in one: the
 # machine then carries the rate once, not twice, as it would with the generator and the provider
 # elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
-# PERF=1 counts, with perf stat on Zentoria during each fixed-rate run through it, its CPU time,
-# context switches and epoll_wait/futex/writev/recvfrom calls per request (apt-get install linux-perf; root).
+# PERF=1 counts, with perf stat on Zentoria (or nginx's workers) during each fixed-rate run through
+# it, its CPU time, context switches and epoll_wait/futex/writev/recvfrom calls per request
+# (apt-get install linux-perf; root).
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -290,10 +291,12 @@ rate_run() {
         args+=("$WORK/body-$stream-$path.json")
     done
     up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"; ng0="$(cpu_ticks "${NG_PID:-$ZT_PID}")"
-    local perf_pid=""
-    if [ "$PERF" = 1 ] && listed zentoria "$@"; then
+    local perf_pid="" perf_on="" perf_pids=""
+    if [ "$PERF" = 1 ] && listed zentoria "$@"; then perf_on=zentoria; perf_pids="$ZT_PID"
+    elif [ "$PERF" = 1 ] && listed nginx "$@"; then perf_on=nginx; perf_pids="$(pgrep -d, -P "$NG_PID")"; fi
+    if [ -n "$perf_on" ]; then
         perf stat -x, -o "$WORK/perf.csv" -e task-clock,context-switches,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_futex,syscalls:sys_enter_writev,syscalls:sys_enter_recvfrom \
-            -p "$ZT_PID" -- sleep "$RATE_SECS" &
+            -p "$perf_pids" -- sleep "$RATE_SECS" &
         perf_pid=$!
     fi
     "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 "${args[@]}" >"$WORK/rate.json"
@@ -304,10 +307,10 @@ rate_run() {
 import csv, sys
 n = float(sys.argv[1]) * float(sys.argv[2])
 v = {r[2]: float(r[0]) for r in csv.reader(l for l in open(sys.argv[3]) if l[0].isdigit())}
-print("# perf stat on zentoria, per request: CPU %.0f us, context switches %.2f, epoll_wait %.2f, futex %.2f, writev %.2f, recvfrom %.2f" % (
-    v["task-clock"] * 1000 / n, v["context-switches"] / n,
+print("# perf stat on %s, per request: CPU %.0f us, context switches %.2f, epoll_wait %.2f, futex %.2f, writev %.2f, recvfrom %.2f" % (
+    sys.argv[4], v["task-clock"] * 1000 / n, v["context-switches"] / n,
     v["syscalls:sys_enter_epoll_wait"] / n, v["syscalls:sys_enter_futex"] / n,
-    v["syscalls:sys_enter_writev"] / n, v["syscalls:sys_enter_recvfrom"] / n))' "$rate" "$RATE_SECS" "$WORK/perf.csv"
+    v["syscalls:sys_enter_writev"] / n, v["syscalls:sys_enter_recvfrom"] / n))' "$rate" "$RATE_SECS" "$WORK/perf.csv" "$perf_on"
     fi
     python3 -c '
 import json, sys
