@@ -251,30 +251,43 @@ impl tower::Service<Request> for ServedConnection {
     }
 
     fn call(&mut self, mut req: Request) -> Self::Future {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(self.peer));
         match &self.served.fast {
             Some(state)
                 if req.method() == Method::POST
                     && req.uri().path() == routes::gateway::CHAT_COMPLETIONS =>
             {
-                futures_util::future::Either::Right(Box::pin(chat_completions(state.clone(), req)))
+                // The address goes straight to the request context: an extension costs a
+                // boxed value in a map, and nothing on this path reads it from there.
+                futures_util::future::Either::Right(Box::pin(chat_completions(
+                    state.clone(),
+                    req,
+                    self.peer,
+                )))
             }
-            _ => futures_util::future::Either::Left(tower::Service::call(
-                &mut self.served.router,
-                req,
-            )),
+            _ => {
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(self.peer));
+                futures_util::future::Either::Left(tower::Service::call(
+                    &mut self.served.router,
+                    req,
+                ))
+            }
         }
     }
 }
 
 /// `POST /v1/chat/completions` through the layers [`build`] puts around it, in their order:
 /// a panic's answer outermost, then the request context, then authentication.
-async fn chat_completions(state: AppState, req: Request) -> Result<Response, Infallible> {
+async fn chat_completions(
+    state: AppState,
+    req: Request,
+    peer: SocketAddr,
+) -> Result<Response, Infallible> {
     let state = &state;
     let answer = std::panic::AssertUnwindSafe(middleware::around(
         state,
         req,
+        Some(peer.ip()),
         routes::gateway::CHAT_COMPLETIONS,
         |req| {
             middleware::authenticate_then(state, req, |req| {

@@ -37,13 +37,19 @@ pub struct Arrived(pub Instant);
 pub async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().cloned();
     let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    around(&state, req, route, |req| next.run(req)).await
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    around(&state, req, peer, route, |req| next.run(req)).await
 }
 
-/// [`request_context`] around `inner`, for a request to `route` (its template, for metrics).
+/// [`request_context`] around `inner`, for a request from `peer` (the connection's address,
+/// when known) to `route` (its template, for metrics).
 pub(crate) async fn around<F, Fut>(
     state: &AppState,
     mut req: Request,
+    peer: Option<IpAddr>,
     route: &str,
     inner: F,
 ) -> Response
@@ -64,10 +70,6 @@ where
         })
         .map(str::to_owned)
         .unwrap_or_else(zentoria_core::id::new_id);
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
     let ip = peer.map(|p| client_ip(p, req.headers(), &state.settings.trusted_proxies));
     let client = ClientInfo {
         ip: ip.map(ip_text),

@@ -417,6 +417,35 @@ async fn chat_completions_get_what_every_route_gets() {
     s.stop().await;
 }
 
+/// The fast path hands the connection's address to the request context itself: the
+/// per-address limit counts requests that carry no credential, as on every other route.
+#[tokio::test]
+async fn chat_completions_are_limited_by_client_address() {
+    let s = TestServer::start_with(|c| {
+        c.http.rate_limit_per_minute = 60;
+        c.http.rate_limit_burst = 3;
+    })
+    .await;
+    let hello = json!({"model": "mini", "messages": [{"role": "user", "content": "hi"}]});
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = s
+            .http
+            .post(s.at("/v1/chat/completions"))
+            .json(&hello)
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+        if r.status() == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            assert_error(r, 429, "rate_limited").await;
+        }
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    s.stop().await;
+}
+
 /// The official `openai` Python package as the client, whole and streamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_against_the_gateway() {
