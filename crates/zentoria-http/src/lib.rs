@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderValue, Method, header};
 use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tower::ServiceBuilder;
@@ -388,13 +388,10 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
-            HeaderName::from_static("x-api-key"),
-            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
+            middleware::API_KEY_NAME,
+            middleware::REQUEST_ID_NAME,
         ])
-        .expose_headers([
-            HeaderName::from_static(middleware::REQUEST_ID_HEADER),
-            header::RETRY_AFTER,
-        ])
+        .expose_headers([middleware::REQUEST_ID_NAME, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
     Some(layer)
 }

@@ -21,7 +21,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// [`REQUEST_ID_HEADER`] as a header name, made once: a `&str` name is parsed again on every
 /// use.
-const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
+pub(crate) const REQUEST_ID_NAME: HeaderName = HeaderName::from_static(REQUEST_ID_HEADER);
 
 /// When the request reached the server (before its body was read): handlers that report their
 /// own time (the gateway's overhead) measure from here.
@@ -367,7 +367,7 @@ fn token_param(query: Option<&str>) -> Option<String> {
 }
 
 /// The header an API key may come in, as a name made once.
-const API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key");
+pub(crate) const API_KEY_NAME: HeaderName = HeaderName::from_static("x-api-key");
 
 /// The credential in `X-API-Key` or `Authorization: Bearer`, if any.
 fn credential_of(headers: &HeaderMap) -> Result<Option<String>, Error> {

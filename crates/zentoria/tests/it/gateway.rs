@@ -36,16 +36,6 @@ async fn chat(s: &TestServer, key: &str, body: Value) -> reqwest::Response {
         .unwrap()
 }
 
-/// [`chat`] with no credential at all.
-async fn chat_anonymously(s: &TestServer, body: &Value) -> reqwest::Response {
-    s.http
-        .post(s.at("/v1/chat/completions"))
-        .json(body)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn models_answers_and_streams_in_openai_format() {
     let up = FakeUpstream::start().await;
@@ -391,7 +381,7 @@ async fn chat_completions_get_what_every_route_gets() {
     }
 
     // No credential, a bad one: refused in the shared shape, with an id.
-    let r = chat_anonymously(&s, &hello).await;
+    let r = s.post("/v1/chat/completions", None, &hello).await;
     assert_eq!(r.headers()["x-content-type-options"], "nosniff");
     assert_error(r, 401, "unauthenticated").await;
     let r = chat(&s, "zt_not-a-key", hello.clone()).await;
@@ -433,7 +423,7 @@ async fn chat_completions_are_limited_by_client_address() {
     let hello = json!({"model": "mini", "messages": [{"role": "user", "content": "hi"}]});
     let mut statuses = Vec::new();
     for _ in 0..4 {
-        let r = chat_anonymously(&s, &hello).await;
+        let r = s.post("/v1/chat/completions", None, &hello).await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             assert!(r.headers().contains_key("retry-after"));
