@@ -18,7 +18,10 @@
 # elsewhere; a stall of the VM then hits one run and not the other, so compare several runs.
 # PERF=1 counts, with perf stat on Zentoria (or nginx's workers) during each fixed-rate run through
 # it, its CPU time, context switches and epoll_wait/futex/writev/recvfrom calls per request
-# (apt-get install linux-perf; root).
+# (apt-get install linux-perf; root). SCHED=1 records the scheduler (perf sched record, whole
+# machine) during each fixed-rate run and prints, per process and thread name, how long its
+# threads waited for a core once woken (p50/p90/p99/max ms) and how long they ran: where a tail
+# comes from when the gateway's own time is short.
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -40,7 +43,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-RATE_ROUNDS="${RATE_ROUNDS:-1}"; CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
+RATE_ROUNDS="${RATE_ROUNDS:-1}"; CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; SCHED="${SCHED:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -169,6 +172,11 @@ cpu_ticks() { # user + system time of a process and its descendants (LiteLLM's w
     for p in $(tree "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
     echo "$t"
 }
+user_ticks() { # the user-space part of cpu_ticks
+    local p t=0
+    for p in $(tree "$1"); do t=$((t + $(awk '{print $14}' "/proc/$p/stat" 2>/dev/null || echo 0))); done
+    echo "$t"
+}
 rss() { # VmRSS of a process and its descendants (shared pages counted in each), as "N.N MB"
     local p
     for p in $(tree "$1"); do cat "/proc/$p/status" 2>/dev/null || true; done |
@@ -291,6 +299,8 @@ rate_run() {
         args+=("$WORK/body-$stream-$path.json")
     done
     up0="$(cpu_ticks "$UP_PID")"; zt0="$(cpu_ticks "$ZT_PID")"; ng0="$(cpu_ticks "${NG_PID:-$ZT_PID}")"
+    local ztu0 ngu0
+    ztu0="$(user_ticks "$ZT_PID")"; ngu0="$(user_ticks "${NG_PID:-$ZT_PID}")"
     local perf_pid="" perf_on="" perf_pids=""
     if [ "$PERF" = 1 ] && listed zentoria "$@"; then perf_on=zentoria; perf_pids="$ZT_PID"
     elif [ "$PERF" = 1 ] && listed nginx "$@"; then perf_on=nginx; perf_pids="$(pgrep -d, -P "$NG_PID")"; fi
@@ -299,8 +309,34 @@ rate_run() {
             -p "$perf_pids" -- sleep "$RATE_SECS" &
         perf_pid=$!
     fi
+    local sched_pid=""
+    if [ "$SCHED" = 1 ]; then
+        perf sched record -a -o "$WORK/sched.data" -- sleep "$RATE_SECS" >/dev/null 2>&1 &
+        sched_pid=$!
+    fi
     "${ON_LOAD[@]}" "$BIN/zentoria-bench" rate "$rate" "$RATE_SECS" "$KEY" 64 "${args[@]}" >"$WORK/rate.json"
     rate_rows "$rr" "$rate" "$stream" "$@" <"$WORK/rate.json"
+    if [ -n "$sched_pid" ]; then
+        wait "$sched_pid"
+        perf sched timehist -i "$WORK/sched.data" 2>/dev/null | python3 -c '
+import collections, re, sys
+names = {sys.argv[1]: "upstream", sys.argv[2]: "zentoria"}
+names.update((p, "nginx") for p in sys.argv[3].split(",") if p)
+delay, ran = collections.defaultdict(list), collections.defaultdict(float)
+for line in sys.stdin:
+    m = re.match(r"\s*[\d.]+\s+\[\d+\]\s+(.+?)\[(\d+)(?:/(\d+))?\]\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", line)
+    if not m: continue
+    comm, pid = m.group(1).strip(), m.group(3) or m.group(2)
+    who = names.get(pid, "generator" if comm.startswith(("zentoria-bench", "tokio")) else "other")
+    key = "%s %s" % (who, re.sub(r"[-_]?\d+$", "", comm))
+    delay[key].append(float(m.group(5))); ran[key] += float(m.group(6))
+q = lambda v, p: v[min(len(v) - 1, int(p * len(v)))]
+for k, v in sorted(delay.items(), key=lambda kv: -ran[kv[0]]):
+    if len(v) < 100: continue
+    v.sort()
+    print("# sched %s: %d runs, waited for a core p50 %.3f p90 %.3f p99 %.3f max %.3f ms, ran %.0f ms" % (
+        k, len(v), q(v, .5), q(v, .9), q(v, .99), v[-1], ran[k]))' "$UP_PID" "$ZT_PID" "$(pgrep -d, -P "${NG_PID:-0}" || true)"
+    fi
     if [ -n "$perf_pid" ]; then
         wait "$perf_pid"
         python3 -c '
@@ -314,18 +350,20 @@ print("# perf stat on %s, per request: CPU %.0f us, context switches %.2f, epoll
     fi
     python3 -c '
 import json, sys
-rate, secs, up, zt, ng, hz = (float(x) for x in sys.argv[1:7])
-paths = sys.argv[9:]
-gen = json.loads(open(sys.argv[7]).readline())["generator_cpu_ms"] * 1000
+rate, secs, up, zt, ng, hz, ztu, ngu = (float(x) for x in sys.argv[1:9])
+paths = sys.argv[11:]
+gen = json.loads(open(sys.argv[9]).readline())["generator_cpu_ms"] * 1000
 n = rate * secs
-zt_us = "%.0f" % (zt / hz * 1e6 / n) if "zentoria" in paths else "idle"
-ng_us = ", nginx %.0f" % (ng / hz * 1e6 / n) if "nginx" in paths else ""
+user = lambda u, t: " (user %.0f%%)" % (100 * u / t) if t else ""
+zt_us = "%.0f%s" % (zt / hz * 1e6 / n, user(ztu, zt)) if "zentoria" in paths else "idle"
+ng_us = ", nginx %.0f%s" % (ng / hz * 1e6 / n, user(ngu, ng)) if "nginx" in paths else ""
 ng = ng if "nginx" in paths else 0
 print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.0f, zentoria %s%s; cores busy: %.2f" % (
-    rate, sys.argv[8], "+".join(paths), gen / (len(paths) * n), up / hz * 1e6 / (len(paths) * n), zt_us, ng_us,
+    rate, sys.argv[10], "+".join(paths), gen / (len(paths) * n), up / hz * 1e6 / (len(paths) * n), zt_us, ng_us,
     (gen / 1e6 + (up + zt + ng) / hz) / secs))' \
         "$rate" "$RATE_SECS" "$(($(cpu_ticks "$UP_PID") - up0))" "$(($(cpu_ticks "$ZT_PID") - zt0))" \
-        "$(($(cpu_ticks "${NG_PID:-$ZT_PID}") - ng0))" "$(getconf CLK_TCK)" "$WORK/rate.json" "$stream" "$@"
+        "$(($(cpu_ticks "${NG_PID:-$ZT_PID}") - ng0))" "$(getconf CLK_TCK)" \
+        "$(($(user_ticks "$ZT_PID") - ztu0))" "$(($(user_ticks "${NG_PID:-$ZT_PID}") - ngu0))" "$WORK/rate.json" "$stream" "$@"
 }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
