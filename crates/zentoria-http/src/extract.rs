@@ -99,13 +99,19 @@ impl<S: ScopeReq> FromRequestParts<AppState> for Authed<S> {
 pub(crate) fn principal_of(
     extensions: &axum::http::Extensions,
 ) -> Result<Arc<Principal>, ApiError> {
-    extensions.get::<Arc<Principal>>().cloned().ok_or_else(|| {
-        metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
-        Error::unauthenticated(
-            "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",
-        )
-        .into()
-    })
+    extensions
+        .get::<Arc<Principal>>()
+        .cloned()
+        .ok_or_else(unauthenticated)
+}
+
+/// The refusal of a request that needs a principal and brought no credential.
+pub(crate) fn unauthenticated() -> ApiError {
+    metrics::counter!("zentoria_auth_failures_total", "reason" => "missing").increment(1);
+    Error::unauthenticated(
+        "authentication required: send an API key in X-API-Key or a token in Authorization: Bearer",
+    )
+    .into()
 }
 
 /// Where the request came from (address, user agent, request id).

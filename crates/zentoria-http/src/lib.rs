@@ -289,9 +289,9 @@ async fn chat_completions(
         req,
         Some(peer.ip()),
         routes::gateway::CHAT_COMPLETIONS,
-        |req| {
-            middleware::authenticate_then(state, req, |req| {
-                routes::gateway::chat_completions_unrouted(state, req)
+        |req, arrival| {
+            middleware::authenticate_at(state, req, arrival.ip, move |req, principal| {
+                routes::gateway::chat_completions_unrouted(state, req, arrival.started, principal)
             })
         },
     ));

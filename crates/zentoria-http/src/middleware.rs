@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Body;
@@ -11,8 +12,8 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header}
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use zentoria_core::Error;
-use zentoria_platform::ClientInfo;
 use zentoria_platform::ratelimit::retry_after_secs;
+use zentoria_platform::{ClientInfo, Principal};
 
 use crate::AppState;
 use crate::error::{ApiError, REQUEST_ID, error_response};
@@ -41,20 +42,46 @@ pub async fn request_context(State(state): State<AppState>, req: Request, next: 
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    around(&state, req, peer, route, |req| next.run(req)).await
+    around(&state, req, peer, route, |mut req, arrival| {
+        // For the routes, which read them from the request.
+        let client = ClientInfo {
+            ip: arrival.ip.map(ip_text),
+            user_agent: req
+                .headers()
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok())
+                .map(|s| truncated(s, 512).to_owned()),
+            request_id: Some(crate::error::current_request_id()),
+        };
+        req.extensions_mut().insert(client);
+        req.extensions_mut().insert(Arrived(arrival.started));
+        next.run(req)
+    })
+    .await
+}
+
+/// What [`around`] learned of a request before handing it on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Arrival {
+    /// When it reached the server.
+    pub started: Instant,
+    /// The client's address: the connection's, or the one a trusted proxy forwarded.
+    pub ip: Option<IpAddr>,
 }
 
 /// [`request_context`] around `inner`, for a request from `peer` (the connection's address,
-/// when known) to `route` (its template, for metrics).
+/// when known) to `route` (its template, for metrics). `inner` runs in the request id's scope
+/// and is told when the request arrived and from where; it is up to `inner` to put them where
+/// its handler looks (the router's routes read them from the request's extensions).
 pub(crate) async fn around<F, Fut>(
     state: &AppState,
-    mut req: Request,
+    req: Request,
     peer: Option<IpAddr>,
     route: &str,
     inner: F,
 ) -> Response
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(Request, Arrival) -> Fut,
     Fut: Future<Output = Response>,
 {
     let started = Instant::now();
@@ -71,17 +98,7 @@ where
         .map(str::to_owned)
         .unwrap_or_else(zentoria_core::id::new_id);
     let ip = peer.map(|p| client_ip(p, req.headers(), &state.settings.trusted_proxies));
-    let client = ClientInfo {
-        ip: ip.map(ip_text),
-        user_agent: req
-            .headers()
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| truncated(s, 512).to_owned()),
-        request_id: Some(id.clone()),
-    };
-    req.extensions_mut().insert(client);
-    req.extensions_mut().insert(Arrived(started));
+    let arrival = Arrival { started, ip };
     let method = req.method().clone();
     // The URI as received shares its bytes: a clone is a reference count, not a copy.
     let uri = req.uri().clone();
@@ -90,7 +107,7 @@ where
     // Inside the id's scope: a rewritten error carries the request id too.
     let mut resp = REQUEST_ID
         .scope(id.clone(), async {
-            let resp = inner(req).await;
+            let resp = inner(req, arrival).await;
             normalize_error(resp, &method, path).await
         })
         .await;
@@ -281,29 +298,61 @@ async fn normalize_error(resp: Response, method: &Method, path: &str) -> Respons
 /// rate limits per client address, per user and per key. Routes that need a principal get it
 /// through [`crate::extract::Authed`], which refuses requests that arrive without one.
 pub async fn authenticate(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    authenticate_then(&state, req, |req| next.run(req)).await
+    // Borrowed: a copy of the client's details cost three allocations a request.
+    let ip = req
+        .extensions()
+        .get::<ClientInfo>()
+        .and_then(|c| c.ip.as_deref());
+    if let Err(refused) = limit_address(&state, ip) {
+        return refused;
+    }
+    authenticate_then(&state, req, |mut req, principal| {
+        if let Some(principal) = principal {
+            req.extensions_mut().insert(principal);
+        }
+        next.run(req)
+    })
+    .await
 }
 
-/// [`authenticate`], then `inner`.
-pub(crate) async fn authenticate_then<F, Fut>(
+/// The per-address rate limit, for a client at `ip` (in [`ip_text`]'s form).
+#[allow(clippy::result_large_err)] // the refusal is the response itself, built once
+fn limit_address(state: &AppState, ip: Option<&str>) -> Result<(), Response> {
+    match (&state.limiter, ip) {
+        (Some(limiter), Some(ip)) => limiter
+            .acquire("ip", ip)
+            .map_err(|wait| rate_limited(wait, "ip")),
+        _ => Ok(()),
+    }
+}
+
+/// [`authenticate`] for a request from `ip`, handing the request and its principal (none when
+/// it brought no credential) to `inner` directly rather than through the request's extensions.
+pub(crate) async fn authenticate_at<F, Fut>(
     state: &AppState,
-    mut req: Request,
+    req: Request,
+    ip: Option<IpAddr>,
     inner: F,
 ) -> Response
 where
-    F: FnOnce(Request) -> Fut,
+    F: FnOnce(Request, Option<Arc<Principal>>) -> Fut,
     Fut: Future<Output = Response>,
 {
-    // Borrowed: a copy of the client's details cost three allocations a request.
-    if let Some(limiter) = &state.limiter
-        && let Some(ip) = req
-            .extensions()
-            .get::<ClientInfo>()
-            .and_then(|c| c.ip.as_deref())
-        && let Err(wait) = limiter.acquire("ip", ip)
+    if state.limiter.is_some()
+        && let Err(refused) = limit_address(state, ip.map(ip_text).as_deref())
     {
-        return rate_limited(wait, "ip");
+        return refused;
     }
+    authenticate_then(state, req, inner).await
+}
+
+/// Resolves the request's credential and applies the per-key and per-user limits, then
+/// `inner` (the per-address limit is the caller's).
+async fn authenticate_then<F, Fut>(state: &AppState, req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request, Option<Arc<Principal>>) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let credential = match credential_of(req.headers()) {
         Ok(None) if is_stream(req.uri().path()) => token_param(req.uri().query()),
         Ok(c) => c,
@@ -330,16 +379,17 @@ where
                         return rate_limited(wait, which);
                     }
                 }
-                req.extensions_mut().insert(principal);
+                inner(req, Some(principal)).await
             }
             Err(e) => {
                 metrics::counter!("zentoria_auth_failures_total", "reason" => "invalid")
                     .increment(1);
-                return ApiError(e).into_response();
+                ApiError(e).into_response()
             }
         }
+    } else {
+        inner(req, None).await
     }
-    inner(req).await
 }
 
 fn rate_limited(wait: std::time::Duration, which: &'static str) -> Response {

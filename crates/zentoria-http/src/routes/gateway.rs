@@ -4,6 +4,7 @@
 //! away the upstream request is dropped with the stream.
 
 use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Extension;
@@ -72,16 +73,17 @@ pub async fn chat_completions(
 pub(crate) const CHAT_COMPLETIONS: &str = "/v1/chat/completions";
 
 /// [`chat_completions`] for a request that has been through the request context and
-/// authentication but not the router: see [`crate::Served`].
-pub(crate) async fn chat_completions_unrouted(state: &AppState, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let arrived = parts
-        .extensions
-        .get::<Arrived>()
-        .map_or_else(Instant::now, |a| a.0);
-    let answer = match crate::extract::principal_of(&parts.extensions) {
-        Ok(principal) => complete(state, arrived, &principal, body).await,
-        Err(e) => Err(e),
+/// authentication but not the router (see [`crate::Served`]), which hand it when it arrived
+/// and its principal (none when it brought no credential).
+pub(crate) async fn chat_completions_unrouted(
+    state: &AppState,
+    req: Request,
+    arrived: Instant,
+    principal: Option<Arc<Principal>>,
+) -> Response {
+    let answer = match principal {
+        Some(principal) => complete(state, arrived, &principal, req.into_body()).await,
+        None => Err(crate::extract::unauthenticated()),
     };
     answer.into_response()
 }
