@@ -102,7 +102,10 @@ async fn complete(
     let id = completion_id();
     let created = zentoria_core::time::now_ms() / 1000;
     if !parsed.stream {
-        let answer = state.ai.chat(auth, &route, parsed.request).await?;
+        // Boxed, as below: held inline, the provider call's future (about 3 KiB) made every
+        // layer above it as much larger, and each layer's future is copied once when it is
+        // made.
+        let answer = Box::pin(state.ai.chat(auth, &route, parsed.request)).await?;
         let mut response = (
             [(
                 axum::http::header::CONTENT_TYPE,
@@ -120,7 +123,7 @@ async fn complete(
         );
         return Ok(response);
     }
-    let upstream = state.ai.chat_stream(auth, &route, parsed.request).await?;
+    let upstream = Box::pin(state.ai.chat_stream(auth, &route, parsed.request)).await?;
     let chunks = chunk_stream(
         upstream.events,
         &id,
