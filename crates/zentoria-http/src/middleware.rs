@@ -303,7 +303,7 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
         .extensions()
         .get::<ClientInfo>()
         .and_then(|c| c.ip.as_deref());
-    if let Err(refused) = limit_address(&state, ip) {
+    if let Some(refused) = address_refusal(&state, ip) {
         return refused;
     }
     authenticate_then(&state, req, |mut req, principal| {
@@ -315,15 +315,11 @@ pub async fn authenticate(State(state): State<AppState>, req: Request, next: Nex
     .await
 }
 
-/// The per-address rate limit, for a client at `ip` (in [`ip_text`]'s form).
-#[allow(clippy::result_large_err)] // the refusal is the response itself, built once
-fn limit_address(state: &AppState, ip: Option<&str>) -> Result<(), Response> {
-    match (&state.limiter, ip) {
-        (Some(limiter), Some(ip)) => limiter
-            .acquire("ip", ip)
-            .map_err(|wait| rate_limited(wait, "ip")),
-        _ => Ok(()),
-    }
+/// The per-address rate limit for a client at `ip` (in [`ip_text`]'s form): the refusal when
+/// it is over the limit.
+fn address_refusal(state: &AppState, ip: Option<&str>) -> Option<Response> {
+    let wait = state.limiter.as_ref()?.acquire("ip", ip?).err()?;
+    Some(rate_limited(wait, "ip"))
 }
 
 /// [`authenticate`] for a request from `ip`, handing the request and its principal (none when
@@ -339,7 +335,7 @@ where
     Fut: Future<Output = Response>,
 {
     if state.limiter.is_some()
-        && let Err(refused) = limit_address(state, ip.map(ip_text).as_deref())
+        && let Some(refused) = address_refusal(state, ip.map(ip_text).as_deref())
     {
         return refused;
     }
