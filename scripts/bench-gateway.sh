@@ -22,6 +22,11 @@
 # machine) during each fixed-rate run and prints, per process and thread name, how long its
 # threads waited for a core once woken (p50/p90/p99/max ms) and how long they ran: where a tail
 # comes from when the gateway's own time is short.
+# STALLS (default 5) seconds of `zentoria-bench stalls` before and after the fixed-rate runs (0
+# skips it): how often each CPU stops running a spinning thread with the machine otherwise idle
+# (other processes, interrupts, or the hypervisor taking the virtual CPU away; a guest sees no
+# steal time for that). Those gaps are the floor under every tail measured here, the direct
+# path's included: at 4,000 requests/s a 2 ms gap delays the eight requests due during it.
 # PEER=litellm (off by default) adds LiteLLM's proxy as a peer: a litellm row after each zentoria
 # row, and in the fixed-rate runs a schedule of its own, direct vs litellm. It runs from the venv
 # LITELLM_VENV (default ~/.cache/zentoria/litellm-venv, made as below) with no database, a fixed
@@ -43,7 +48,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/zentoria/target}"
 DURATION="${DURATION:-10s}"; ROUNDS="${ROUNDS:-2}"; RATES="${RATES:-1000 2000 4000}"; RATE_SECS="${RATE_SECS:-10}"
-RATE_ROUNDS="${RATE_ROUNDS:-1}"; CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; SCHED="${SCHED:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
+RATE_ROUNDS="${RATE_ROUNDS:-1}"; STALLS="${STALLS:-5}"; CLOSED="${CLOSED:-1}"; PIN="${PIN:-0}"; PERF="${PERF:-0}"; SCHED="${SCHED:-0}"; ZT_WORKERS="${ZT_WORKERS:-}"; ZT_THREADS="${ZT_THREADS:-}"; SEPARATE="${SEPARATE:-0}"
 PEER="${PEER:-}"; NGINX_WORKERS="${NGINX_WORKERS:-auto}"; LITELLM_WORKERS="${LITELLM_WORKERS:-1}"; LITELLM_RATES="${LITELLM_RATES:-$RATES}"
 LITELLM_VENV="${LITELLM_VENV:-$HOME/.cache/zentoria/litellm-venv}"
 if [ "$PIN" = 1 ]; then ON_GATEWAY=(taskset -c 0); ON_LOAD=(taskset -c 1); else ON_GATEWAY=(); ON_LOAD=(); fi
@@ -367,6 +372,8 @@ print("# rate %d stream %s paths %s: CPU us/request: generator %.0f, upstream %.
 }
 all_rates="$RATES"
 if [ "$PEER" = litellm ]; then all_rates="$(echo "$RATES $LITELLM_RATES" | tr -s ' ' '\n' | sort -nu)"; fi
+stalls() { if [ "$STALLS" != 0 ]; then echo "# machine idle $1 the fixed-rate runs:"; "$BIN/zentoria-bench" stalls "$STALLS"; fi; }
+stalls before
 echo "round,rate,stream,path,req_per_s,p50_ms,p90_ms,p99_ms,p999_ms,errors,own_p50_ms,own_p99_ms,own_p999_ms"
 for rr in $(seq "$RATE_ROUNDS"); do
 for rate in $all_rates; do
@@ -397,6 +404,7 @@ for rate in $all_rates; do
     done
 done
 done
+stalls after
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
 if [ "$PEER" = litellm ]; then
     echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"

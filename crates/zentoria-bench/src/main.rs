@@ -14,6 +14,8 @@
 //! - `zentoria-bench rate RATE SECS KEY CONNECTIONS URL BODY_FILE [URL BODY_FILE]...` sends
 //!   POSTs at a fixed rate to each URL, interleaved, and reports per URL the latency counted
 //!   from when each request was due (see `rate.rs`).
+//! - `zentoria-bench stalls [SECS]` measures how often each CPU stops running a spinning
+//!   thread (the floor under any latency measured on the machine; see `stalls.rs`).
 //! - `zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]` measures the queue with
 //!   no-op jobs (see `scripts/bench-jobs.sh`).
 
@@ -21,6 +23,7 @@ mod fake_openai;
 mod fanout;
 mod jobs;
 mod rate;
+mod stalls;
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -32,6 +35,9 @@ use zentoria_platform::{ClientInfo, NewKeyRequest};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("stalls") {
+        return stalls::run(args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(10));
+    }
     // The load generator and the fake upstream share the cores with what they measure: each
     // runs on one thread, so a request wakes no other thread of theirs (a futex wake and a
     // context switch each way on the work-stealing runtime). The rest host Zentoria itself and
@@ -97,7 +103,7 @@ async fn run(args: Vec<String>) -> anyhow::Result<()> {
         }
         _ => {
             eprintln!(
-                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]\n       zentoria-bench rate RATE SECS KEY CONNECTIONS URL BODY_FILE [URL BODY_FILE]..."
+                "usage: zentoria-bench auth [DATABASE_URL]\n       zentoria-bench worker DATA_DIR DATABASE_URL [CONCURRENCY]\n       zentoria-bench jobs DATABASE_URL [N] [CONCURRENCY] [RATE] [SECS]\n       zentoria-bench fanout [CLIENTS] [RATE] [SECS]\n       zentoria-bench fake-openai [ADDR]\n       zentoria-bench stalls [SECS]\n       zentoria-bench rate RATE SECS KEY CONNECTIONS URL BODY_FILE [URL BODY_FILE]..."
             );
             std::process::exit(2)
         }
