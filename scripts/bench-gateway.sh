@@ -285,7 +285,31 @@ import json, sys
 for path, line in zip(sys.argv[4:], sys.stdin):
     r = json.loads(line)
     own = ",".join("%.3f" % r[k] if k in r else "-" for k in ("own_p50_ms", "own_p99_ms", "own_p999_ms"))
-    print("%s,%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], sys.argv[3], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@"
+    print("%s,%s,%s,%s,%.0f,%.3f,%.3f,%.3f,%.3f,%d,%s" % (sys.argv[1], sys.argv[2], sys.argv[3], path, r["achieved_per_s"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["p999_ms"], r["errors"], own))' "$@" |
+        tee -a "$WORK/rows.csv"
+}
+# With RATE_ROUNDS > 1: per rate, kind and path, the median over the rounds of p50 and p99 and of
+# what the path added to the same round's direct path (a single run's p99 on a VM that stalls is
+# one draw; the median of several is the figure to compare), with the rounds' range.
+rate_summary() {
+    [ "$RATE_ROUNDS" -gt 1 ] || return 0
+    python3 - "$WORK/rows.csv" <<'PY'
+import csv, statistics, sys
+rows = list(csv.reader(open(sys.argv[1])))
+direct = {(r[0], r[1], r[2]): r for r in rows if r[3] == "direct"}
+groups = {}
+for r in rows:
+    if r[3].startswith("direct"):
+        continue
+    d = direct.get((r[0], r[1], r[2]))
+    groups.setdefault((int(r[1]), r[2], r[3]), []).append(
+        (float(r[5]), float(r[7]), float(r[5]) - float(d[5]) if d else None, float(r[7]) - float(d[7]) if d else None))
+print("# summary, medians over the rounds: rate,stream,path,p50_ms,p99_ms,added_p50_ms,added_p99_ms,added_p99_range_ms")
+for (rate, stream, path), runs in sorted(groups.items()):
+    med = lambda i: statistics.median(x[i] for x in runs if x[i] is not None)
+    added = [x[3] for x in runs if x[3] is not None]
+    print("# %d,%s,%s,%.3f,%.3f,%+.3f,%+.3f,%+.2f..%+.2f" % (rate, stream, path, med(0), med(1), med(2), med(3), min(added), max(added)))
+PY
 }
 # One fixed-rate run of the generator at rate $1 (stream $2) on the paths named after them
 # (direct, zentoria: each gets the rate, interleaved), then a comment line saying where the
@@ -405,6 +429,7 @@ for rate in $all_rates; do
 done
 done
 stalls after
+rate_summary
 echo "# zentoria RSS after the runs: $(awk '/VmRSS/ {printf "%.1f MB", $2/1024}' "/proc/$ZT_PID/status")"
 if [ "$PEER" = litellm ]; then
     echo "# litellm RSS after the runs: $(rss "$LT_PID") (processes: $(tree "$LT_PID" | wc -l))"
