@@ -47,10 +47,10 @@ impl Ai {
             )));
         }
         let route = self.route(model)?;
-        if !p.limits.allows_model(&route.asked, &route.model) {
+        if !p.limits.allows_model(route.asked(), &route.model) {
             return Err(Error::forbidden(format!(
                 "this API key may not use the model {:?}",
-                route.asked
+                route.asked()
             )));
         }
         if let Some(log) = &self.usage {
@@ -61,7 +61,7 @@ impl Ai {
         // An Anthropic provider (no embeddings API) is refused here.
         let embedder = RemoteEmbedder::over(
             route.provider.clone(),
-            &route.upstream_model,
+            route.upstream_model(),
             RemoteOptions::default(),
         )
         .map_err(|e| Error::invalid(format!("cannot embed with provider {name}: {e}")))?;

@@ -76,14 +76,26 @@ pub struct ModelList {
 pub struct Route {
     /// The provider instance.
     pub provider: std::sync::Arc<Provider>,
-    /// The name the provider knows the model by.
-    pub upstream_model: String,
     /// `provider/model`, as answers report it.
     pub model: String,
-    /// The name as the caller gave it (an alias, or `provider/model`).
-    pub asked: String,
+    /// Where the provider's own name for the model starts in `model`.
+    split: usize,
+    /// The alias the caller gave, when it gave one instead of `provider/model`.
+    alias: Option<String>,
     /// The model's Prometheus series.
     meters: std::sync::Arc<meters::ModelMeters>,
+}
+
+impl Route {
+    /// The name the provider knows the model by.
+    pub fn upstream_model(&self) -> &str {
+        &self.model[self.split..]
+    }
+
+    /// The name as the caller gave it (an alias, or `provider/model`).
+    pub fn asked(&self) -> &str {
+        self.alias.as_deref().unwrap_or(&self.model)
+    }
 }
 
 /// The AI service. Cheap to clone.
@@ -131,19 +143,18 @@ impl Ai {
     /// Resolves a model name (or the default when `None`).
     pub fn route(&self, model: Option<&str>) -> Result<Route> {
         let named = match model.map(str::trim).filter(|m| !m.is_empty()) {
-            Some(m) => m.to_owned(),
-            None => self.default_model.clone().ok_or_else(|| {
+            Some(m) => m,
+            None => self.default_model.as_deref().ok_or_else(|| {
                 Error::invalid(
                     "no model given and no default configured (ai.default_model, \
                      ZENTORIA_DEFAULT_MODEL); name one as provider/model",
                 )
             })?,
         };
-        let full = self
-            .aliases
-            .get(&named)
-            .cloned()
-            .unwrap_or_else(|| named.clone());
+        let (full, alias) = match self.aliases.get(named) {
+            Some(target) => (target.as_str(), Some(named.to_owned())),
+            None => (named, None),
+        };
         let Some((provider_name, upstream)) = full.split_once('/') else {
             return Err(Error::invalid(format!(
                 "unknown model {full:?}: name it as provider/model (providers: {}) or use an alias",
@@ -160,11 +171,11 @@ impl Ai {
             return Err(Error::invalid(format!("{full:?} names no model")));
         }
         Ok(Route {
-            meters: self.meters.of(provider_name, &full),
+            meters: self.meters.of(provider_name, full),
             provider,
-            upstream_model: upstream.to_owned(),
-            model: full,
-            asked: named,
+            split: provider_name.len() + 1,
+            model: full.to_owned(),
+            alias,
         })
     }
 
@@ -239,7 +250,7 @@ impl Ai {
         let mut request = Some(request);
         for (i, r) in candidates.iter().enumerate() {
             let mut request = for_candidate(&mut request, i + 1 == candidates.len());
-            request.model = r.upstream_model.clone();
+            set_model(&mut request, r);
             let started = Instant::now();
             let answer = r.provider.chat(&request).await;
             let usage = answer.as_ref().ok().and_then(|a| a.usage);
@@ -254,7 +265,7 @@ impl Ai {
                     return Ok(answer);
                 }
                 Err(e) if falls_back(&e) && i + 1 < candidates.len() => {
-                    fell_back(r, &candidates[i + 1], &e);
+                    fell_back(r, candidates.get(i + 1), &e);
                     waited += started.elapsed();
                     last = Some(e);
                 }
@@ -279,7 +290,7 @@ impl Ai {
         let mut request = Some(request);
         for (i, r) in candidates.iter().enumerate() {
             let mut request = for_candidate(&mut request, i + 1 == candidates.len());
-            request.model = r.upstream_model.clone();
+            set_model(&mut request, r);
             let started = Instant::now();
             let stream = match r.provider.chat_stream(&request).await {
                 Ok(s) => s,
@@ -288,7 +299,7 @@ impl Ai {
                         log.record(p, &r.model, None, true);
                     }
                     if falls_back(&e) && i + 1 < candidates.len() {
-                        fell_back(r, &candidates[i + 1], &e);
+                        fell_back(r, candidates.get(i + 1), &e);
                         waited += started.elapsed();
                         continue;
                     }
@@ -314,22 +325,45 @@ impl Ai {
     }
 
     /// The route, then its fallbacks (`ai.fallbacks`) that the caller may use.
-    fn candidates(&self, p: &Principal, route: &Route) -> Vec<Route> {
-        let mut out = vec![route.clone()];
+    fn candidates<'a>(&self, p: &Principal, route: &'a Route) -> Candidates<'a> {
         let list = self
             .fallbacks
-            .get(&route.asked)
+            .get(route.asked())
             .or_else(|| self.fallbacks.get(&route.model));
+        let mut fallbacks = Vec::new();
         for name in list.into_iter().flatten() {
             match self.route(Some(name)) {
-                Ok(r) if p.limits.allows_model(&r.asked, &r.model) => out.push(r),
+                Ok(r) if p.limits.allows_model(r.asked(), &r.model) => fallbacks.push(r),
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(fallback = %name, error = %e, "a fallback model does not route")
                 }
             }
         }
-        out
+        Candidates { route, fallbacks }
+    }
+}
+
+/// A route and its fallbacks, in the order they are asked.
+struct Candidates<'a> {
+    route: &'a Route,
+    fallbacks: Vec<Route>,
+}
+
+impl Candidates<'_> {
+    fn len(&self) -> usize {
+        1 + self.fallbacks.len()
+    }
+
+    fn get(&self, i: usize) -> &Route {
+        match i {
+            0 => self.route,
+            i => &self.fallbacks[i - 1],
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Route> {
+        std::iter::once(self.route).chain(&self.fallbacks)
     }
 }
 
@@ -343,6 +377,12 @@ pub struct AnswerStream {
 }
 
 /// The request for one candidate of a fallback chain: the last takes it, the others a copy.
+/// Names the model in `request` the way `route`'s provider knows it, in the string it has.
+fn set_model(request: &mut ChatRequest, route: &Route) {
+    request.model.clear();
+    request.model.push_str(route.upstream_model());
+}
+
 fn for_candidate(request: &mut Option<ChatRequest>, last: bool) -> ChatRequest {
     if last {
         request
@@ -376,20 +416,19 @@ pub type EventStream =
     futures_util::stream::BoxStream<'static, std::result::Result<StreamEvent, ProviderError>>;
 
 impl Ai {
-    /// Checks the caller (scope, the key's models and budget) and the request, and names the
-    /// model the way its provider knows it.
+    /// Checks the caller (scope, the key's models and budget) and the request.
     async fn admit(
         &self,
         p: &Principal,
         route: &Route,
-        mut request: ChatRequest,
+        request: ChatRequest,
         scope: Scope,
     ) -> Result<ChatRequest> {
         p.require(scope)?;
-        if !p.limits.allows_model(&route.asked, &route.model) {
+        if !p.limits.allows_model(route.asked(), &route.model) {
             return Err(Error::forbidden(format!(
                 "this API key may not use the model {:?}; it may use {}",
-                route.asked,
+                route.asked(),
                 p.limits.models.as_deref().unwrap_or_default().join(", ")
             )));
         }
@@ -399,7 +438,6 @@ impl Ai {
         if let Some(log) = &self.usage {
             log.check_budget(p).await?;
         }
-        request.model = route.upstream_model.clone();
         Ok(request)
     }
 }
@@ -517,10 +555,11 @@ mod tests {
         let ai = ai();
         let r = ai.route(Some("work/gpt-4o-mini")).unwrap();
         assert_eq!(r.provider.name(), "work");
-        assert_eq!(r.upstream_model, "gpt-4o-mini");
+        assert_eq!(r.upstream_model(), "gpt-4o-mini");
         let r = ai.route(Some("ollama/library/qwen:7b")).unwrap();
         assert_eq!(
-            r.upstream_model, "library/qwen:7b",
+            r.upstream_model(),
+            "library/qwen:7b",
             "only the first / splits"
         );
         let r = ai.route(Some("fast")).unwrap();

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use http::header::{CONTENT_LENGTH, HeaderMap, HeaderValue};
+use http::header::{CONTENT_LENGTH, HeaderMap};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Limited};
 use tokio::time::{Instant, timeout_at};
@@ -47,6 +47,7 @@ pub(crate) struct RequestSpec {
     /// Resolved once, when the client is made: parsing a URL for every request showed in
     /// profiles.
     pub endpoint: Endpoint,
+    /// A JSON body, sent with `content-type: application/json`.
     pub body: Option<Bytes>,
 }
 
@@ -65,9 +66,11 @@ impl RequestSpec {
             endpoint: endpoint.clone(),
             // Serializing our own request types cannot fail: they contain only strings,
             // numbers and `serde_json::Value`s.
-            body: Some(Bytes::from(
-                serde_json::to_vec(body).expect("request serializes to JSON"),
-            )),
+            body: Some(Bytes::from({
+                let mut json = Vec::with_capacity(512);
+                serde_json::to_writer(&mut json, body).expect("request serializes to JSON");
+                json
+            })),
         }
     }
 }
@@ -306,16 +309,9 @@ impl Transport {
 
     /// Sends the request and returns the response if its status is 2xx.
     async fn send(&self, spec: &RequestSpec, deadline: Instant) -> Result<Response, ProviderError> {
-        let content_type = spec
-            .body
-            .as_ref()
-            .map(|_| HeaderValue::from_static("application/json"));
-        let sent = self.http.send(
-            spec.method.clone(),
-            &spec.endpoint,
-            content_type,
-            spec.body.clone(),
-        );
+        let sent = self
+            .http
+            .send(spec.method.clone(), &spec.endpoint, spec.body.clone());
         let response = match timeout_at(deadline, sent).await {
             Err(_) => return Err(self.timeout(TimeoutPhase::FirstToken)),
             Ok(Err(e)) => return Err(self.transport_error(e)),
@@ -724,6 +720,7 @@ impl Stream for ChatStream {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::header::HeaderValue;
 
     #[test]
     fn retry_after_parsing() {
