@@ -158,9 +158,36 @@ pub fn metrics_handle() -> PrometheusHandle {
             let handle = recorder.handle();
             // Only fails if another recorder is installed, in which case ours stays unused.
             let _ = metrics::set_global_recorder(recorder);
+            let upkeep = handle.clone();
+            keep_up("zentoria-metrics", METRICS_UPKEEP_EVERY, move || {
+                upkeep.run_upkeep()
+            });
             handle
         })
         .clone()
+}
+
+/// How often the recorder's histograms are drained when nothing scrapes `/metrics`.
+const METRICS_UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Runs `upkeep` every `every` on a thread of its own for as long as the process lives.
+///
+/// The Prometheus recorder keeps every histogram sample in a bucket until it is drained, which
+/// a scrape of `/metrics` does; a server that nobody scrapes (the default) would otherwise grow
+/// by every request's samples, about 20 bytes a request. A thread rather than a task: the
+/// recorder is the process's, made wherever it is first asked for, runtime or not.
+fn keep_up(name: &str, every: std::time::Duration, upkeep: impl Fn() + Send + 'static) {
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(every);
+                upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!(error = %e, "cannot start the metrics upkeep thread; histograms grow until /metrics is scraped");
+    }
 }
 
 /// How requests are authenticated.
@@ -394,4 +421,23 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         .expose_headers([middleware::REQUEST_ID_NAME, header::RETRY_AFTER])
         .max_age(Duration::from_secs(600));
     Some(layer)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn upkeep_runs_again_and_again_on_a_thread_of_its_own() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        super::keep_up("test-upkeep", Duration::from_millis(5), move || {
+            let _ = tx.send(std::thread::current().name().map(str::to_owned));
+        });
+        for _ in 0..3 {
+            let ran_on = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the upkeep ran");
+            assert_eq!(ran_on.as_deref(), Some("test-upkeep"));
+        }
+    }
 }
