@@ -376,13 +376,13 @@ pub struct AnswerStream {
     pub events: EventStream,
 }
 
-/// The request for one candidate of a fallback chain: the last takes it, the others a copy.
 /// Names the model in `request` the way `route`'s provider knows it, in the string it has.
 fn set_model(request: &mut ChatRequest, route: &Route) {
     request.model.clear();
     request.model.push_str(route.upstream_model());
 }
 
+/// The request for one candidate of a fallback chain: the last takes it, the others a copy.
 fn for_candidate(request: &mut Option<ChatRequest>, last: bool) -> ChatRequest {
     if last {
         request

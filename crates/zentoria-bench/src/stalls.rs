@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use rustix::thread::{CpuSet, sched_setaffinity};
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 
 /// The shortest gap counted: longer than a timer tick's interrupt, shorter than any wait a
 /// request through a proxy could hide.
@@ -90,10 +90,15 @@ fn intersect(a: &[(Duration, Duration)], b: &[(Duration, Duration)]) -> Vec<(Dur
 
 /// Runs one spinning thread on each CPU this process may use and prints what they saw.
 pub fn run(secs: u64) -> anyhow::Result<()> {
-    let cpus = std::thread::available_parallelism()?.get();
-    let length = Duration::from_secs(secs.max(1));
-    let threads = (0..cpus)
-        .map(|cpu| {
+    let allowed = sched_getaffinity(None).map_err(|e| anyhow::anyhow!("read CPU affinity: {e}"))?;
+    let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
+        .filter(|&c| allowed.is_set(c))
+        .collect();
+    let secs = secs.max(1);
+    let length = Duration::from_secs(secs);
+    let threads = cpus
+        .iter()
+        .map(|&cpu| {
             std::thread::spawn(move || {
                 let mut set = CpuSet::new();
                 set.set(cpu);
@@ -103,7 +108,7 @@ pub fn run(secs: u64) -> anyhow::Result<()> {
             })
         })
         .collect::<Vec<_>>();
-    let mut seen = Vec::with_capacity(cpus);
+    let mut seen = Vec::with_capacity(cpus.len());
     for thread in threads {
         seen.push(
             thread
@@ -112,7 +117,7 @@ pub fn run(secs: u64) -> anyhow::Result<()> {
         );
     }
     let per_sec = |n: u64| n as f64 / length.as_secs_f64();
-    for (cpu, gaps) in seen.iter().enumerate() {
+    for (cpu, gaps) in cpus.iter().zip(&seen) {
         println!(
             "# stalls cpu{cpu}: {:.1}/s over 0.1 ms, {:.1}/s over 0.5 ms, {:.2}/s over 1 ms; longest {:.2} ms; {:.2}% of {secs} s lost in gaps over {} us",
             per_sec(gaps.over(100)),

@@ -393,8 +393,7 @@ impl HttpClient {
             let path = uri.path_and_query().map_or("/", |pq| pq.as_str());
             Uri::try_from(path).map_err(|e| format!("invalid endpoint URL {url:?}: {e}"))?
         };
-        let mut json_headers = HeaderMap::with_capacity(headers.len() + 1);
-        json_headers.clone_from(&headers);
+        let mut json_headers = headers.clone();
         json_headers.insert(
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
