@@ -296,18 +296,22 @@ rate_summary() {
     python3 - "$WORK/rows.csv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.reader(open(sys.argv[1])))
-direct = {(r[0], r[1], r[2]): r for r in rows if r[3] == "direct"}
+# Each path against the direct run it was measured beside: LiteLLM's schedule has its own.
+direct = {(r[0], r[1], r[2], r[3]): r for r in rows if r[3].startswith("direct")}
 groups = {}
 for r in rows:
     if r[3].startswith("direct"):
         continue
-    d = direct.get((r[0], r[1], r[2]))
+    d = direct.get((r[0], r[1], r[2], "direct(litellm run)" if r[3] == "litellm" else "direct"))
     groups.setdefault((int(r[1]), r[2], r[3]), []).append(
         (float(r[5]), float(r[7]), float(r[5]) - float(d[5]) if d else None, float(r[7]) - float(d[7]) if d else None))
 print("# summary, medians over the rounds: rate,stream,path,p50_ms,p99_ms,added_p50_ms,added_p99_ms,added_p99_range_ms")
 for (rate, stream, path), runs in sorted(groups.items()):
     med = lambda i: statistics.median(x[i] for x in runs if x[i] is not None)
     added = [x[3] for x in runs if x[3] is not None]
+    if not added:
+        print("# %d,%s,%s,%.3f,%.3f,-,-,-" % (rate, stream, path, med(0), med(1)))
+        continue
     print("# %d,%s,%s,%.3f,%.3f,%+.3f,%+.3f,%+.2f..%+.2f" % (rate, stream, path, med(0), med(1), med(2), med(3), min(added), max(added)))
 PY
 }
