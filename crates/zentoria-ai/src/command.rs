@@ -265,6 +265,7 @@ impl Commands {
                 max_tokens: Some(s.max_answer_tokens),
                 top_p: None,
                 stop: Vec::new(),
+                ..ChatRequest::default()
             };
             let answer = self
                 .inner

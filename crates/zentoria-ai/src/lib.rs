@@ -26,7 +26,7 @@ use zentoria_platform::Principal;
 use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Provider, ProviderError,
-    ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+    ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 pub use chat::{Chat, ChatSettings, ScreeningMode};
@@ -511,13 +511,15 @@ fn record_tokens(route: &Route, u: Usage) {
         .increment(u.completion_tokens);
 }
 
-/// A provider failure as the caller sees it: rate limits stay rate limits; everything else
-/// is a 502 naming the provider and quoting it.
+/// A provider failure as the caller sees it: rate limits stay rate limits, what the provider
+/// cannot do is the request's fault (400); everything else is a 502 naming the provider and
+/// quoting it.
 pub fn upstream_error(e: ProviderError) -> Error {
     match &e {
         ProviderError::RateLimited { .. } => Error::RateLimited {
             retry_after_secs: e.retry_after().map_or(1, |d| d.as_secs().max(1)),
         },
+        ProviderError::Unsupported { .. } => Error::invalid(e.to_string()),
         _ => Error::Upstream(e.to_string()),
     }
 }

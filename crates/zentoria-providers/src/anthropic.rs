@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::breaker::BreakerState;
-use crate::error::{ProviderError, Secret, protocol};
+use crate::error::{ProviderError, Secret, protocol, unsupported};
 use crate::provider::{ClientConfig, base_url};
 use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
+    ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, parse_arguments, parse_error_body};
 
@@ -86,21 +87,27 @@ impl AnthropicClient {
 
     /// Non-streaming message.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let body = wire_request(request, false, self.default_max_tokens);
-        let spec = RequestSpec::post_json(&self.messages_url, &body);
         let name = self.name();
+        let body = wire_request(name, request, false, self.default_max_tokens)?;
+        let spec = RequestSpec::post_json(&self.messages_url, &body);
+        let answer = answer_tool(request);
         self.transport
-            .call_chat(&spec, |body| parse_response(name, body, &request.model))
+            .call_chat(&spec, |body| {
+                parse_response(name, body, &request.model, answer)
+            })
             .await
     }
 
     /// Streaming message (SSE).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let body = wire_request(request, true, self.default_max_tokens);
-        let spec = RequestSpec::post_json(&self.messages_url, &body);
         let name = self.name();
+        let body = wire_request(name, request, true, self.default_max_tokens)?;
+        let spec = RequestSpec::post_json(&self.messages_url, &body);
+        let answer = answer_tool(request);
         self.transport
-            .stream(&spec, &request.model, || AnthropicDecoder::new(name))
+            .stream(&spec, &request.model, || {
+                AnthropicDecoder::new(name).answering_through(answer)
+            })
             .await
     }
 
@@ -161,6 +168,8 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
@@ -174,7 +183,63 @@ struct WireTool<'a> {
     name: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     description: &'a str,
-    input_schema: &'a Value,
+    input_schema: std::borrow::Cow<'a, Value>,
+}
+
+/// `tool_choice`: `{"type": "auto" | "any" | "none"}` or `{"type": "tool", "name": …}`.
+#[derive(Serialize)]
+struct WireToolChoice<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    name: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    disable_parallel_tool_use: bool,
+}
+
+/// The tool through which a JSON answer is asked for, when one is: the Messages API has no
+/// JSON mode, so the model is made to call a tool whose input schema is the answer's, and
+/// that call's input is the answer (Anthropic's documented way to get JSON). Named after the
+/// schema, or `json_answer` for any JSON object.
+fn answer_tool(request: &ChatRequest) -> Option<&str> {
+    match request.response_format.as_ref()? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some("json_answer"),
+        ResponseFormat::JsonSchema { name, .. } => Some(name),
+    }
+}
+
+/// What Anthropic's API has no field for.
+fn refuse_unsupported(provider: &str, request: &ChatRequest) -> Result<(), ProviderError> {
+    let unsupported_field = [
+        ("seed", request.seed.is_some()),
+        ("presence_penalty", request.presence_penalty.is_some()),
+        ("frequency_penalty", request.frequency_penalty.is_some()),
+        ("reasoning_effort", request.reasoning_effort.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(field, set)| set.then_some(field));
+    if let Some(field) = unsupported_field {
+        return Err(unsupported(
+            provider,
+            format!("the Anthropic Messages API has no {field}; leave it out"),
+        ));
+    }
+    if answer_tool(request).is_some() && !request.tools.is_empty() {
+        return Err(unsupported(
+            provider,
+            "a JSON response_format is asked of Anthropic through a tool of its own, which cannot be combined with tools: leave one out",
+        ));
+    }
+    if let Some(schema) = request.response_format.as_ref().and_then(|f| f.schema())
+        && schema.get("type").and_then(Value::as_str) != Some("object")
+    {
+        return Err(unsupported(
+            provider,
+            "Anthropic answers in JSON through a tool's input, which must be an object: give the schema \"type\": \"object\"",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Serialize)]
@@ -200,7 +265,13 @@ enum WireBlock<'a> {
     },
 }
 
-fn wire_request(request: &ChatRequest, stream: bool, default_max_tokens: u32) -> WireRequest<'_> {
+fn wire_request<'a>(
+    provider: &str,
+    request: &'a ChatRequest,
+    stream: bool,
+    default_max_tokens: u32,
+) -> Result<WireRequest<'a>, ProviderError> {
+    refuse_unsupported(provider, request)?;
     let system: Vec<&str> = request
         .messages
         .iter()
@@ -219,25 +290,67 @@ fn wire_request(request: &ChatRequest, stream: bool, default_max_tokens: u32) ->
             }),
         }
     }
-    WireRequest {
+    let disable_parallel_tool_use = request.parallel_tool_calls == Some(false);
+    let (tools, tool_choice) = match (answer_tool(request), &request.response_format) {
+        (Some(name), Some(format)) => {
+            let description = match format {
+                ResponseFormat::JsonSchema {
+                    description: Some(d),
+                    ..
+                } => d.as_str(),
+                _ => "Give your whole answer as this tool's input.",
+            };
+            let tool = WireTool {
+                name,
+                description,
+                input_schema: format.schema().unwrap_or_default(),
+            };
+            let choice = WireToolChoice {
+                kind: "tool",
+                name: Some(name),
+                disable_parallel_tool_use: true,
+            };
+            (vec![tool], Some(choice))
+        }
+        _ => {
+            let tools: Vec<WireTool<'_>> = request
+                .tools
+                .iter()
+                .map(|t| WireTool {
+                    name: &t.name,
+                    description: &t.description,
+                    input_schema: std::borrow::Cow::Borrowed(&t.parameters),
+                })
+                .collect();
+            let (kind, name) = match &request.tool_choice {
+                None | Some(ToolChoice::Auto) => ("auto", None),
+                Some(ToolChoice::None) => ("none", None),
+                Some(ToolChoice::Required) => ("any", None),
+                Some(ToolChoice::Tool(name)) => ("tool", Some(name.as_str())),
+            };
+            // The API refuses a tool_choice without tools, and the default needs none.
+            let choice = (!tools.is_empty()
+                && (request.tool_choice.is_some() || disable_parallel_tool_use))
+                .then_some(WireToolChoice {
+                    kind,
+                    name,
+                    disable_parallel_tool_use: disable_parallel_tool_use && kind != "none",
+                });
+            (tools, choice)
+        }
+    };
+    Ok(WireRequest {
         model: &request.model,
         max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages,
-        tools: request
-            .tools
-            .iter()
-            .map(|t| WireTool {
-                name: &t.name,
-                description: &t.description,
-                input_schema: &t.parameters,
-            })
-            .collect(),
+        tools,
+        tool_choice,
         temperature: request.temperature,
         top_p: request.top_p,
         stop_sequences: &request.stop,
         stream,
-    }
+    })
 }
 
 fn wire_blocks(message: &Message) -> (&'static str, Vec<WireBlock<'_>>) {
@@ -320,18 +433,44 @@ fn map_stop(reason: Option<&str>) -> FinishReason {
     }
 }
 
+/// The finish reason, where a call of the answer tool is the answer's natural end.
+fn finish_of(reason: Option<&str>, answered: bool) -> FinishReason {
+    match reason {
+        Some("tool_use") if answered => FinishReason::Stop,
+        other => map_stop(other),
+    }
+}
+
 fn block_str<'a>(block: &'a Value, key: &str) -> Option<&'a str> {
     block.get(key).and_then(Value::as_str)
 }
 
+/// `answer` names the tool a JSON answer was asked through (see [`answer_tool`]): its call's
+/// input is the answer's text.
 fn parse_response(
     provider: &str,
     body: &[u8],
     requested_model: &str,
+    answer: Option<&str>,
 ) -> Result<ChatResponse, ProviderError> {
     let response: WireResponse = decode(provider, "message", body)?;
     let mut events = Vec::new();
+    let mut answered = false;
     for block in &response.content {
+        if answer.is_some()
+            && block_str(block, "type") == Some("tool_use")
+            && block_str(block, "name") == answer
+        {
+            let input = block
+                .get("input")
+                .cloned()
+                .unwrap_or_else(|| Value::Object(Default::default()));
+            events.push(StreamEvent::Delta {
+                text: input.to_string(),
+            });
+            answered = true;
+            continue;
+        }
         match block_str(block, "type") {
             Some("text") => {
                 let text = block_str(block, "text").unwrap_or_default();
@@ -365,7 +504,7 @@ fn parse_response(
         }));
     }
     events.push(StreamEvent::Done {
-        finish_reason: map_stop(response.stop_reason.as_deref()),
+        finish_reason: finish_of(response.stop_reason.as_deref(), answered),
     });
     let model = response.model.unwrap_or_else(|| requested_model.to_owned());
     crate::wire::response_from_events(provider, events, model)
@@ -436,6 +575,11 @@ struct WireStreamError {
 
 enum Block {
     Text,
+    /// The call of the tool a JSON answer was asked through: its input streams as text.
+    Answer {
+        streamed: bool,
+        start_input: Option<Value>,
+    },
     Tool {
         id: String,
         name: String,
@@ -453,6 +597,9 @@ pub(crate) struct AnthropicDecoder {
     saw_usage: bool,
     stop_reason: Option<String>,
     done: bool,
+    /// The tool a JSON answer was asked through, if one was ([`answer_tool`]).
+    answer: Option<String>,
+    answered: bool,
 }
 
 impl AnthropicDecoder {
@@ -465,7 +612,15 @@ impl AnthropicDecoder {
             saw_usage: false,
             stop_reason: None,
             done: false,
+            answer: None,
+            answered: false,
         }
+    }
+
+    /// Decodes the calls of tool `answer` as the answer's text.
+    pub(crate) fn answering_through(mut self, answer: Option<&str>) -> Self {
+        self.answer = answer.map(str::to_owned);
+        self
     }
 
     fn merge_usage(&mut self, usage: Option<WireUsage>) {
@@ -506,6 +661,15 @@ impl AnthropicDecoder {
                 let index = self.index(&value)?;
                 let block = value.content_block.unwrap_or_default();
                 match block.kind.as_deref() {
+                    Some("tool_use") if self.answer.is_some() && block.name == self.answer => {
+                        self.blocks.insert(
+                            index,
+                            Block::Answer {
+                                streamed: false,
+                                start_input: block.input,
+                            },
+                        );
+                    }
                     Some("tool_use") => {
                         let (Some(id), Some(name)) = (block.id, block.name) else {
                             return Err(protocol(
@@ -544,6 +708,12 @@ impl AnthropicDecoder {
                     (Some("input_json_delta"), Some(Block::Tool { json, .. })) => {
                         json.push_str(delta.partial_json.as_deref().unwrap_or_default());
                     }
+                    (Some("input_json_delta"), Some(Block::Answer { streamed, .. })) => {
+                        if let Some(text) = delta.partial_json.filter(|t| !t.is_empty()) {
+                            *streamed = true;
+                            out.push_back(StreamEvent::Delta { text });
+                        }
+                    }
                     (Some("input_json_delta"), _) => {
                         return Err(protocol(
                             &self.provider,
@@ -555,23 +725,39 @@ impl AnthropicDecoder {
             }
             "content_block_stop" => {
                 let index = self.index(&value)?;
-                if let Some(Block::Tool {
-                    id,
-                    name,
-                    json,
-                    start_input,
-                }) = self.blocks.remove(&index)
-                {
-                    let arguments = if json.trim().is_empty() {
-                        start_input.unwrap_or_else(|| Value::Object(Default::default()))
-                    } else {
-                        parse_arguments(&self.provider, &name, &json)?
-                    };
-                    out.push_back(StreamEvent::ToolCall(ToolCall {
+                match self.blocks.remove(&index) {
+                    Some(Block::Answer {
+                        streamed,
+                        start_input,
+                    }) => {
+                        // A call whose input came whole at its start, not in deltas.
+                        if !streamed {
+                            let input =
+                                start_input.unwrap_or_else(|| Value::Object(Default::default()));
+                            out.push_back(StreamEvent::Delta {
+                                text: input.to_string(),
+                            });
+                        }
+                        self.answered = true;
+                    }
+                    Some(Block::Tool {
                         id,
                         name,
-                        arguments,
-                    }));
+                        json,
+                        start_input,
+                    }) => {
+                        let arguments = if json.trim().is_empty() {
+                            start_input.unwrap_or_else(|| Value::Object(Default::default()))
+                        } else {
+                            parse_arguments(&self.provider, &name, &json)?
+                        };
+                        out.push_back(StreamEvent::ToolCall(ToolCall {
+                            id,
+                            name,
+                            arguments,
+                        }));
+                    }
+                    Some(Block::Text) | None => {}
                 }
             }
             "message_delta" => {
@@ -584,7 +770,7 @@ impl AnthropicDecoder {
                 if self
                     .blocks
                     .values()
-                    .any(|b| matches!(b, Block::Tool { .. }))
+                    .any(|b| matches!(b, Block::Tool { .. } | Block::Answer { .. }))
                 {
                     return Err(protocol(
                         &self.provider,
@@ -598,7 +784,7 @@ impl AnthropicDecoder {
                     }));
                 }
                 out.push_back(StreamEvent::Done {
-                    finish_reason: map_stop(self.stop_reason.as_deref()),
+                    finish_reason: finish_of(self.stop_reason.as_deref(), self.answered),
                 });
                 self.done = true;
             }
@@ -665,7 +851,14 @@ mod tests {
     );
 
     fn decode_all(chunks: &[&[u8]]) -> Result<Vec<StreamEvent>, ProviderError> {
-        let mut d = AnthropicDecoder::new("anthropic");
+        decode_answering(chunks, None)
+    }
+
+    fn decode_answering(
+        chunks: &[&[u8]],
+        answer: Option<&str>,
+    ) -> Result<Vec<StreamEvent>, ProviderError> {
+        let mut d = AnthropicDecoder::new("anthropic").answering_through(answer);
         let mut out = VecDeque::new();
         for c in chunks {
             d.feed(c, &mut out)?;
@@ -795,7 +988,8 @@ mod tests {
                 Message::tool_result("t2", "rain"),
             ],
         );
-        let v = serde_json::to_value(wire_request(&req, true, 4096)).unwrap();
+        let v = serde_json::to_value(wire_request("anthropic", &req, true, 4096).unwrap()).unwrap();
+        assert!(v.get("tool_choice").is_none(), "{v}");
         assert_eq!(v["system"], json!("be brief"));
         assert_eq!(v["max_tokens"], json!(4096));
         let messages = v["messages"].as_array().unwrap();
@@ -814,5 +1008,181 @@ mod tests {
     fn query_encoding() {
         assert_eq!(encode_query_value("claude-3.5_x~"), "claude-3.5_x~");
         assert_eq!(encode_query_value("a b&c"), "a%20b%26c");
+    }
+
+    fn weather_tool() -> crate::ToolSpec {
+        crate::ToolSpec {
+            name: "w".into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }
+    }
+
+    #[test]
+    fn tool_choices_map_to_anthropics_and_need_tools() {
+        let mut req = ChatRequest::new("claude", vec![Message::user("hi")]);
+        req.tool_choice = Some(ToolChoice::Required);
+        let v = serde_json::to_value(wire_request("a", &req, false, 10).unwrap()).unwrap();
+        assert!(
+            v.get("tool_choice").is_none(),
+            "no tools, no tool_choice: {v}"
+        );
+        req.tools = vec![weather_tool()];
+        for (choice, wire) in [
+            (ToolChoice::Auto, json!({"type": "auto"})),
+            (ToolChoice::None, json!({"type": "none"})),
+            (ToolChoice::Required, json!({"type": "any"})),
+            (
+                ToolChoice::Tool("w".into()),
+                json!({"type": "tool", "name": "w"}),
+            ),
+        ] {
+            req.tool_choice = Some(choice);
+            let v = serde_json::to_value(wire_request("a", &req, false, 10).unwrap()).unwrap();
+            assert_eq!(v["tool_choice"], wire);
+        }
+        req.parallel_tool_calls = Some(false);
+        req.tool_choice = None;
+        let v = serde_json::to_value(wire_request("a", &req, false, 10).unwrap()).unwrap();
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type": "auto", "disable_parallel_tool_use": true})
+        );
+        req.tool_choice = Some(ToolChoice::Required);
+        let v = serde_json::to_value(wire_request("a", &req, false, 10).unwrap()).unwrap();
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type": "any", "disable_parallel_tool_use": true})
+        );
+    }
+
+    #[test]
+    fn a_json_answer_is_asked_through_a_forced_tool_of_its_schema() {
+        let mut req = ChatRequest::new("claude", vec![Message::user("a city")]);
+        req.response_format = Some(ResponseFormat::JsonObject);
+        let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
+        assert_eq!(v["tools"][0]["name"], json!("json_answer"));
+        assert_eq!(v["tools"][0]["input_schema"], json!({"type": "object"}));
+        assert_eq!(
+            v["tool_choice"],
+            json!({"type": "tool", "name": "json_answer", "disable_parallel_tool_use": true})
+        );
+        let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "city".into(),
+            description: Some("A city".into()),
+            schema: schema.clone(),
+            strict: Some(true),
+        });
+        let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
+        assert_eq!(
+            v["tools"],
+            json!([{"name": "city", "description": "A city", "input_schema": schema}])
+        );
+        assert_eq!(v["tool_choice"]["name"], json!("city"));
+        req.response_format = Some(ResponseFormat::Text);
+        let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
+        assert!(v.get("tools").is_none() && v.get("tool_choice").is_none());
+    }
+
+    #[test]
+    fn what_the_messages_api_cannot_do_is_refused_before_sending() {
+        let refused = |req: &ChatRequest| match wire_request("claude", req, false, 10) {
+            Err(e @ ProviderError::Unsupported { .. }) => e.to_string(),
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("{req:?} was not refused"),
+        };
+        let base = ChatRequest::new("claude", vec![Message::user("hi")]);
+        let mut req = base.clone();
+        req.seed = Some(1);
+        assert_eq!(
+            refused(&req),
+            "claude: not supported: the Anthropic Messages API has no seed; leave it out"
+        );
+        let mut req = base.clone();
+        req.frequency_penalty = Some(0.1);
+        assert!(refused(&req).contains("frequency_penalty"));
+        let mut req = base.clone();
+        req.response_format = Some(ResponseFormat::JsonObject);
+        req.tools = vec![weather_tool()];
+        assert!(refused(&req).contains("cannot be combined with tools"));
+        let mut req = base;
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "list".into(),
+            description: None,
+            schema: json!({"type": "array"}),
+            strict: None,
+        });
+        assert!(refused(&req).contains("must be an object"));
+    }
+
+    const ANSWER_STREAM: &str = concat!(
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"stop_reason\":null,\"usage\":{\"input_tokens\":20,\"output_tokens\":1}}}\n\n",
+        "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"toolu_9\",\"name\":\"city\",\"input\":{}}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"name\\\": \\\"Par\"}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"is\\\"}\"}}\n\n",
+        "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"tool_use\",\"stop_sequence\":null},\"usage\":{\"output_tokens\":9}}\n\n",
+        "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+    );
+
+    #[test]
+    fn the_answer_tools_input_streams_as_the_answers_text() {
+        let events = decode_answering(&[ANSWER_STREAM.as_bytes()], Some("city")).unwrap();
+        assert_eq!(
+            events,
+            vec![
+                StreamEvent::Delta {
+                    text: "{\"name\": \"Par".into()
+                },
+                StreamEvent::Delta {
+                    text: "is\"}".into()
+                },
+                StreamEvent::Usage(Usage {
+                    prompt_tokens: 20,
+                    completion_tokens: 9,
+                }),
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Stop,
+                },
+            ]
+        );
+        // Another tool's call stays a tool call.
+        let events = decode_answering(&[ANSWER_STREAM.as_bytes()], Some("other")).unwrap();
+        assert!(matches!(&events[0], StreamEvent::ToolCall(c) if c.name == "city"));
+        assert_eq!(
+            events.last(),
+            Some(&StreamEvent::Done {
+                finish_reason: FinishReason::ToolCalls
+            })
+        );
+        // Split anywhere, the same events.
+        let bytes = ANSWER_STREAM.as_bytes();
+        let whole = decode_answering(&[bytes], Some("city")).unwrap();
+        for i in 0..=bytes.len() {
+            let split = decode_answering(&[&bytes[..i], &bytes[i..]], Some("city")).unwrap();
+            assert_eq!(split, whole, "split at {i}");
+        }
+    }
+
+    #[test]
+    fn a_whole_answer_through_the_answer_tool_is_its_input_as_text() {
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "json_answer",
+                "input": {"name": "Paris", "population": 2102650}}],
+            "stop_reason": "tool_use",
+            "usage": {"input_tokens": 12, "output_tokens": 8},
+        });
+        let bytes = serde_json::to_vec(&body).unwrap();
+        let answer = parse_response("a", &bytes, "claude", Some("json_answer")).unwrap();
+        let text: Value = serde_json::from_str(&answer.message.content).unwrap();
+        assert_eq!(text, json!({"name": "Paris", "population": 2102650}));
+        assert!(answer.message.tool_calls.is_empty());
+        assert_eq!(answer.finish_reason, FinishReason::Stop);
+        let answer = parse_response("a", &bytes, "claude", None).unwrap();
+        assert_eq!(answer.message.tool_calls[0].name, "json_answer");
+        assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
     }
 }

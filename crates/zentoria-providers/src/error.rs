@@ -107,6 +107,15 @@ pub enum ProviderError {
         /// What was wrong.
         message: String,
     },
+    /// The request asks for something this provider's API cannot do (a forced tool call from
+    /// Ollama, a seed from Anthropic…): refused before anything is sent, rather than dropped.
+    #[error("{provider}: not supported: {message}")]
+    Unsupported {
+        /// Provider instance name.
+        provider: String,
+        /// What cannot be done, and what to do instead where there is a way.
+        message: String,
+    },
     /// The client was configured or called with invalid input (bad base URL, header value…).
     #[error("{provider}: invalid configuration: {message}")]
     Config {
@@ -128,6 +137,7 @@ impl ProviderError {
             | ProviderError::Upstream { provider, .. }
             | ProviderError::CircuitOpen { provider, .. }
             | ProviderError::Protocol { provider, .. }
+            | ProviderError::Unsupported { provider, .. }
             | ProviderError::Config { provider, .. } => provider,
         }
     }
@@ -146,6 +156,7 @@ impl ProviderError {
             ),
             ProviderError::CircuitOpen { .. }
             | ProviderError::Protocol { .. }
+            | ProviderError::Unsupported { .. }
             | ProviderError::Config { .. } => false,
         }
     }
@@ -165,7 +176,9 @@ impl ProviderError {
     pub(crate) fn counts_against_breaker(&self) -> bool {
         match self {
             ProviderError::Http { status, .. } => *status == 408 || *status >= 500,
-            ProviderError::Config { .. } | ProviderError::CircuitOpen { .. } => false,
+            ProviderError::Config { .. }
+            | ProviderError::Unsupported { .. }
+            | ProviderError::CircuitOpen { .. } => false,
             _ => true,
         }
     }
@@ -174,6 +187,13 @@ impl ProviderError {
 /// Small constructors used throughout the crate.
 pub(crate) fn protocol(provider: &str, message: impl Into<String>) -> ProviderError {
     ProviderError::Protocol {
+        provider: provider.to_owned(),
+        message: message.into(),
+    }
+}
+
+pub(crate) fn unsupported(provider: &str, message: impl Into<String>) -> ProviderError {
+    ProviderError::Unsupported {
         provider: provider.to_owned(),
         message: message.into(),
     }

@@ -66,6 +66,6 @@ pub use options::ProviderOptions;
 pub use provider::{ClientConfig, Provider, ProviderKind};
 pub use transport::ChatStream;
 pub use types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall,
-    ToolSpec, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
+    ToolCall, ToolChoice, ToolSpec, Usage,
 };

@@ -9,12 +9,13 @@ use serde_json::Value;
 
 use crate::breaker::BreakerState;
 use crate::embed::{self, EmbedRequest, Embeddings};
-use crate::error::{ProviderError, protocol};
+use crate::error::{ProviderError, protocol, unsupported};
 use crate::ndjson::NdjsonParser;
 use crate::provider::{ClientConfig, base_url};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, StreamEvent,
+    ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 
@@ -77,7 +78,8 @@ impl OllamaClient {
     /// Non-streaming chat (`"stream": false`). The single response object is decoded by the same
     /// code as the final line of a stream.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, false));
+        let spec =
+            RequestSpec::post_json(&self.chat_url, &wire_request(self.name(), request, false)?);
         let name = self.name();
         self.transport
             .call_chat(&spec, |body| {
@@ -93,7 +95,8 @@ impl OllamaClient {
 
     /// Streaming chat (NDJSON).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, true));
+        let spec =
+            RequestSpec::post_json(&self.chat_url, &wire_request(self.name(), request, true)?);
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OllamaDecoder::new(name))
@@ -148,8 +151,18 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<Value>,
     stream: bool,
+    /// `"json"`, or a JSON schema the answer must match.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    format: Option<WireFormat<'a>>,
     #[serde(skip_serializing_if = "WireOptions::is_empty")]
     options: WireOptions<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireFormat<'a> {
+    Json(&'static str),
+    Schema(&'a Value),
 }
 
 #[derive(Serialize)]
@@ -162,6 +175,12 @@ struct WireOptions<'a> {
     num_predict: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
 }
 
 impl WireOptions<'_> {
@@ -170,6 +189,9 @@ impl WireOptions<'_> {
             && self.top_p.is_none()
             && self.num_predict.is_none()
             && self.stop.is_empty()
+            && self.seed.is_none()
+            && self.presence_penalty.is_none()
+            && self.frequency_penalty.is_none()
     }
 }
 
@@ -184,7 +206,49 @@ struct WireMessage<'a> {
     tool_name: Option<&'a str>,
 }
 
-fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
+/// The request in Ollama's shape, or why Ollama cannot be asked it: its API offers the model
+/// tools but cannot make it call one, nor limit it to one call.
+fn wire_request<'a>(
+    provider: &str,
+    request: &'a ChatRequest,
+    stream: bool,
+) -> Result<WireRequest<'a>, ProviderError> {
+    let offers_tools = !request.tools.is_empty();
+    match &request.tool_choice {
+        Some(ToolChoice::Required) if offers_tools => {
+            return Err(unsupported(
+                provider,
+                "Ollama cannot be made to call a tool (tool_choice \"required\"): leave tool_choice \"auto\"",
+            ));
+        }
+        Some(ToolChoice::Tool(name)) if offers_tools => {
+            return Err(unsupported(
+                provider,
+                format!(
+                    "Ollama cannot be made to call a given tool (tool_choice {name:?}): leave tool_choice \"auto\""
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if request.reasoning_effort.is_some() {
+        return Err(unsupported(
+            provider,
+            "Ollama takes no reasoning_effort (a thinking model thinks by its own default); leave it out",
+        ));
+    }
+    if offers_tools && request.parallel_tool_calls == Some(false) {
+        return Err(unsupported(
+            provider,
+            "Ollama cannot be limited to one tool call per turn (parallel_tool_calls false)",
+        ));
+    }
+    // "none": the model is not told of the tools at all.
+    let offered: &[crate::types::ToolSpec] = if request.tool_choice == Some(ToolChoice::None) {
+        &[]
+    } else {
+        &request.tools
+    };
     // Ollama has no tool-call ids; resolve our ids back to tool names for `tool_name`.
     let names: HashMap<&str, &str> = request
         .messages
@@ -192,15 +256,14 @@ fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
         .flat_map(|m| m.tool_calls.iter())
         .map(|c| (c.id.as_str(), c.name.as_str()))
         .collect();
-    WireRequest {
+    Ok(WireRequest {
         model: &request.model,
         messages: request
             .messages
             .iter()
             .map(|m| wire_message(m, &names))
             .collect(),
-        tools: request
-            .tools
+        tools: offered
             .iter()
             .map(|t| {
                 serde_json::json!({
@@ -214,13 +277,21 @@ fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
             })
             .collect(),
         stream,
+        format: match &request.response_format {
+            None | Some(ResponseFormat::Text) => None,
+            Some(ResponseFormat::JsonObject) => Some(WireFormat::Json("json")),
+            Some(ResponseFormat::JsonSchema { schema, .. }) => Some(WireFormat::Schema(schema)),
+        },
         options: WireOptions {
             temperature: request.temperature,
             top_p: request.top_p,
             num_predict: request.max_tokens,
             stop: &request.stop,
+            seed: request.seed,
+            presence_penalty: request.presence_penalty,
+            frequency_penalty: request.frequency_penalty,
         },
-    }
+    })
 }
 
 fn wire_message<'a>(message: &'a Message, names: &HashMap<&str, &'a str>) -> WireMessage<'a> {
@@ -493,8 +564,8 @@ mod tests {
                 Message::tool_result("call_0", "sunny"),
             ],
         );
-        let v = serde_json::to_value(wire_request(&req, true)).unwrap();
-        assert!(v.get("options").is_none());
+        let v = serde_json::to_value(wire_request("ollama", &req, true).unwrap()).unwrap();
+        assert!(v.get("options").is_none() && v.get("format").is_none());
         assert_eq!(v["messages"][2]["role"], json!("tool"));
         assert_eq!(v["messages"][2]["tool_name"], json!("get_weather"));
         assert_eq!(
@@ -503,8 +574,70 @@ mod tests {
         );
         req.max_tokens = Some(5);
         req.stop = vec!["\n".into()];
-        let v = serde_json::to_value(wire_request(&req, false)).unwrap();
+        let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
         assert_eq!(v["options"], json!({"num_predict": 5, "stop": ["\n"]}));
         assert_eq!(v["stream"], json!(false));
+    }
+
+    #[test]
+    fn formats_seed_and_penalties_map_to_ollamas_fields() {
+        let mut req = ChatRequest::new("llama3.2", vec![Message::user("hi")]);
+        req.response_format = Some(ResponseFormat::JsonObject);
+        req.seed = Some(42);
+        req.presence_penalty = Some(0.25);
+        req.frequency_penalty = Some(0.5);
+        let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
+        assert_eq!(v["format"], json!("json"));
+        assert_eq!(
+            v["options"],
+            json!({"seed": 42, "presence_penalty": 0.25, "frequency_penalty": 0.5})
+        );
+        let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "n".into(),
+            description: None,
+            schema: schema.clone(),
+            strict: None,
+        });
+        let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
+        assert_eq!(v["format"], schema);
+        req.response_format = Some(ResponseFormat::Text);
+        let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
+        assert!(v.get("format").is_none());
+    }
+
+    #[test]
+    fn tool_choices_ollama_cannot_honour_are_refused_and_none_offers_nothing() {
+        let mut req = ChatRequest::new("llama3.2", vec![Message::user("hi")]);
+        req.tools = vec![crate::ToolSpec {
+            name: "f".into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }];
+        for choice in [ToolChoice::Required, ToolChoice::Tool("f".into())] {
+            req.tool_choice = Some(choice);
+            let Err(e) = wire_request("local", &req, true) else {
+                panic!("refused")
+            };
+            assert!(matches!(e, ProviderError::Unsupported { .. }), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("local: not supported: Ollama cannot"),
+                "{e}"
+            );
+        }
+        req.tool_choice = Some(ToolChoice::None);
+        let v = serde_json::to_value(wire_request("local", &req, true).unwrap()).unwrap();
+        assert!(v.get("tools").is_none(), "{v}");
+        req.tool_choice = Some(ToolChoice::Auto);
+        let v = serde_json::to_value(wire_request("local", &req, true).unwrap()).unwrap();
+        assert_eq!(v["tools"][0]["function"]["name"], json!("f"));
+        req.parallel_tool_calls = Some(false);
+        let Err(e) = wire_request("local", &req, true) else {
+            panic!("refused")
+        };
+        assert!(e.to_string().contains("parallel_tool_calls"), "{e}");
+        req.parallel_tool_calls = Some(true);
+        assert!(wire_request("local", &req, true).is_ok());
     }
 }

@@ -16,7 +16,8 @@ use crate::provider::{ClientConfig, base_url};
 use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Role, StreamEvent, ToolCall, Usage,
+    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
+    ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{byte_keyed, decode, finish_with_tools, parse_arguments, parse_error_body};
 
@@ -27,6 +28,10 @@ pub struct OpenAiClient {
     api_base: String,
     chat_url: crate::client::Endpoint,
     embed_url: crate::client::Endpoint,
+    /// Whether the token limit goes as `max_completion_tokens`, which OpenAI's own API takes
+    /// for every model and its reasoning models require, rather than `max_tokens`, which is
+    /// what OpenAI-compatible servers know.
+    completion_limit: bool,
 }
 
 impl OpenAiClient {
@@ -61,11 +66,17 @@ impl OpenAiClient {
         let transport = Transport::new(name, &config, secret, headers, parse_error_body)?;
         let chat_url = transport.endpoint(&format!("{api_base}/chat/completions"))?;
         let embed_url = transport.endpoint(&format!("{api_base}/embeddings"))?;
+        let completion_limit = api_base
+            .parse::<http::Uri>()
+            .ok()
+            .and_then(|u| u.host().map(|h| h.eq_ignore_ascii_case("api.openai.com")))
+            .unwrap_or(false);
         Ok(Self {
             transport,
             api_base,
             chat_url,
             embed_url,
+            completion_limit,
         })
     }
 
@@ -81,7 +92,8 @@ impl OpenAiClient {
 
     /// Non-streaming chat completion.
     pub async fn chat(&self, request: &ChatRequest) -> Result<ChatResponse, ProviderError> {
-        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, false));
+        let wire = wire_request(request, false, self.completion_limit);
+        let spec = RequestSpec::post_json(&self.chat_url, &wire);
         let name = self.name();
         self.transport
             .call_chat(&spec, |body| parse_response(name, body, &request.model))
@@ -90,7 +102,8 @@ impl OpenAiClient {
 
     /// Streaming chat completion (SSE with `stream_options.include_usage`).
     pub async fn chat_stream(&self, request: &ChatRequest) -> Result<ChatStream, ProviderError> {
-        let spec = RequestSpec::post_json(&self.chat_url, &wire_request(request, true));
+        let wire = wire_request(request, true, self.completion_limit);
+        let spec = RequestSpec::post_json(&self.chat_url, &wire);
         let name = self.name();
         self.transport
             .stream(&spec, &request.model, || OpenAiDecoder::new(name))
@@ -149,12 +162,102 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     max_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    max_completion_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<WireToolChoice<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    response_format: Option<WireResponseFormat<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reasoning_effort: Option<&'a str>,
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type": "function", "function":
+/// {"name": …}}`.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireToolChoice<'a> {
+    Mode(&'static str),
+    Named {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        function: WireToolName<'a>,
+    },
+}
+
+#[derive(Serialize)]
+struct WireToolName<'a> {
+    name: &'a str,
+}
+
+impl<'a> WireToolChoice<'a> {
+    fn of(choice: &'a ToolChoice) -> Self {
+        match choice {
+            ToolChoice::Auto => WireToolChoice::Mode("auto"),
+            ToolChoice::None => WireToolChoice::Mode("none"),
+            ToolChoice::Required => WireToolChoice::Mode("required"),
+            ToolChoice::Tool(name) => WireToolChoice::Named {
+                kind: "function",
+                function: WireToolName { name },
+            },
+        }
+    }
+}
+
+/// `response_format`: `{"type": "json_object"}` or `{"type": "json_schema", "json_schema":
+/// {name, description, schema, strict}}`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireResponseFormat<'a> {
+    JsonObject,
+    JsonSchema { json_schema: WireJsonSchema<'a> },
+}
+
+#[derive(Serialize)]
+struct WireJsonSchema<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+    schema: &'a Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    strict: Option<bool>,
+}
+
+impl<'a> WireResponseFormat<'a> {
+    /// `None` for free text, the default, which is not sent.
+    fn of(format: &'a ResponseFormat) -> Option<Self> {
+        match format {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(WireResponseFormat::JsonObject),
+            ResponseFormat::JsonSchema {
+                name,
+                description,
+                schema,
+                strict,
+            } => Some(WireResponseFormat::JsonSchema {
+                json_schema: WireJsonSchema {
+                    name,
+                    description: description.as_deref(),
+                    schema,
+                    strict: *strict,
+                },
+            }),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -203,7 +306,8 @@ struct WireFunction<'a> {
     parameters: &'a Value,
 }
 
-fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
+/// `completion_limit`: the token limit goes as `max_completion_tokens`, not `max_tokens`.
+fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> WireRequest<'_> {
     WireRequest {
         model: &request.model,
         messages: request.messages.iter().map(wire_message).collect(),
@@ -220,13 +324,31 @@ fn wire_request(request: &ChatRequest, stream: bool) -> WireRequest<'_> {
             })
             .collect(),
         temperature: request.temperature,
-        max_tokens: request.max_tokens,
+        max_tokens: request.max_tokens.filter(|_| !completion_limit),
+        max_completion_tokens: request.max_tokens.filter(|_| completion_limit),
         top_p: request.top_p,
         stop: &request.stop,
         stream,
         stream_options: stream.then_some(StreamOptions {
             include_usage: true,
         }),
+        // OpenAI refuses both without tools.
+        tool_choice: request
+            .tool_choice
+            .as_ref()
+            .filter(|_| !request.tools.is_empty())
+            .map(WireToolChoice::of),
+        parallel_tool_calls: request
+            .parallel_tool_calls
+            .filter(|_| !request.tools.is_empty()),
+        response_format: request
+            .response_format
+            .as_ref()
+            .and_then(WireResponseFormat::of),
+        seed: request.seed,
+        presence_penalty: request.presence_penalty,
+        frequency_penalty: request.frequency_penalty,
+        reasoning_effort: request.reasoning_effort.as_deref(),
     }
 }
 
@@ -1105,7 +1227,7 @@ mod tests {
             ],
         );
         req.max_tokens = Some(10);
-        let v = serde_json::to_value(wire_request(&req, true)).unwrap();
+        let v = serde_json::to_value(wire_request(&req, true, false)).unwrap();
         assert_eq!(v["stream_options"], json!({"include_usage": true}));
         assert_eq!(v["messages"][2]["content"], Value::Null);
         assert_eq!(
@@ -1115,7 +1237,96 @@ mod tests {
         assert_eq!(v["messages"][3]["tool_call_id"], json!("c1"));
         assert_eq!(v["max_tokens"], json!(10));
         assert!(v.get("stop").is_none() && v.get("tools").is_none());
-        let v = serde_json::to_value(wire_request(&req, false)).unwrap();
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert!(v.get("stream_options").is_none());
+        assert!(
+            [
+                "tool_choice",
+                "parallel_tool_calls",
+                "response_format",
+                "seed"
+            ]
+            .iter()
+            .all(|k| v.get(k).is_none()),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn tool_choice_format_seed_and_penalties_pass_as_openai_spells_them() {
+        let mut req = ChatRequest::new("gpt", vec![Message::user("hi")]);
+        req.tool_choice = Some(ToolChoice::Required);
+        req.parallel_tool_calls = Some(false);
+        req.response_format = Some(ResponseFormat::JsonObject);
+        req.seed = Some(-7);
+        req.presence_penalty = Some(0.5);
+        req.frequency_penalty = Some(-0.5);
+        // Without tools OpenAI refuses tool_choice and parallel_tool_calls: not sent.
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert!(v.get("tool_choice").is_none() && v.get("parallel_tool_calls").is_none());
+        assert_eq!(v["response_format"], json!({"type": "json_object"}));
+        assert_eq!(v["seed"], json!(-7));
+        assert_eq!(v["presence_penalty"], json!(0.5));
+        assert_eq!(v["frequency_penalty"], json!(-0.5));
+        req.tools = vec![crate::ToolSpec {
+            name: "f".into(),
+            description: String::new(),
+            parameters: json!({"type": "object"}),
+        }];
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert_eq!(v["tool_choice"], json!("required"));
+        assert_eq!(v["parallel_tool_calls"], json!(false));
+        for (choice, wire) in [
+            (ToolChoice::Auto, json!("auto")),
+            (ToolChoice::None, json!("none")),
+            (
+                ToolChoice::Tool("f".into()),
+                json!({"type": "function", "function": {"name": "f"}}),
+            ),
+        ] {
+            req.tool_choice = Some(choice);
+            let v = serde_json::to_value(wire_request(&req, true, false)).unwrap();
+            assert_eq!(v["tool_choice"], wire);
+        }
+        req.response_format = Some(ResponseFormat::JsonSchema {
+            name: "city".into(),
+            description: None,
+            schema: json!({"type": "object", "properties": {"name": {"type": "string"}}}),
+            strict: Some(true),
+        });
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert_eq!(
+            v["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "city", "strict": true,
+                "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}})
+        );
+        req.response_format = Some(ResponseFormat::Text);
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert!(v.get("response_format").is_none());
+        assert!(v.get("reasoning_effort").is_none());
+        req.reasoning_effort = Some("high".into());
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert_eq!(v["reasoning_effort"], json!("high"));
+    }
+
+    #[test]
+    fn openais_own_api_gets_the_token_limit_as_max_completion_tokens() {
+        let mut req = ChatRequest::new("o4-mini", vec![Message::user("hi")]);
+        req.max_tokens = Some(64);
+        let v = serde_json::to_value(wire_request(&req, false, true)).unwrap();
+        assert_eq!(v["max_completion_tokens"], json!(64));
+        assert!(v.get("max_tokens").is_none());
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert_eq!(v["max_tokens"], json!(64));
+        assert!(v.get("max_completion_tokens").is_none());
+        let client = |url: &str| {
+            OpenAiClient::new(crate::ClientConfig::new().with_base_url(url))
+                .unwrap()
+                .completion_limit
+        };
+        assert!(client("https://api.openai.com"));
+        assert!(client("https://API.openai.com/v1"));
+        assert!(!client("http://127.0.0.1:8000/v1"));
+        assert!(!client("https://openrouter.ai/api/v1"));
     }
 }

@@ -133,6 +133,78 @@ pub struct ChatRequest {
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,
+    /// Whether and which tool the model must call; `None` leaves it to the provider (which
+    /// is [`ToolChoice::Auto`] when tools are offered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// `Some(false)` asks for at most one tool call per turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// The shape of the answer's text: free text, any JSON object, or JSON matching a schema.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
+    /// Seed for sampling, for answers that repeat as far as the provider can make them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i64>,
+    /// Penalty on tokens that have appeared at all (-2.0 to 2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    /// Penalty on tokens by how often they have appeared (-2.0 to 2.0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    /// How hard a reasoning model thinks (`low`, `medium`, `high`, …), as OpenAI names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides.
+    Auto,
+    /// The model answers in text and calls no tool.
+    None,
+    /// The model calls at least one tool.
+    Required,
+    /// The model calls this tool.
+    Tool(String),
+}
+
+/// The shape of an answer's text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ResponseFormat {
+    /// Free text (the default).
+    Text,
+    /// A JSON object, of any shape.
+    JsonObject,
+    /// JSON matching `schema`.
+    JsonSchema {
+        /// The schema's name (`^[a-zA-Z0-9_-]{1,64}$`).
+        name: String,
+        /// What the answer is for, to guide the model.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        /// A JSON Schema.
+        schema: Value,
+        /// Whether the provider must follow the schema exactly (OpenAI's structured outputs).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+    },
+}
+
+impl ResponseFormat {
+    /// The JSON Schema an answer must match; `None` for free text.
+    pub fn schema(&self) -> Option<std::borrow::Cow<'_, Value>> {
+        match self {
+            ResponseFormat::Text => None,
+            ResponseFormat::JsonObject => Some(std::borrow::Cow::Owned(
+                serde_json::json!({"type": "object"}),
+            )),
+            ResponseFormat::JsonSchema { schema, .. } => Some(std::borrow::Cow::Borrowed(schema)),
+        }
+    }
 }
 
 impl ChatRequest {

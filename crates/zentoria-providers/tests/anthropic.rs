@@ -3,11 +3,11 @@
 mod common;
 
 use common::scenarios::{drain, request};
-use common::{Completion, Fake, Reply, Wire, fast_options};
+use common::{Completion, Fake, FakeCall, Reply, Wire, fast_options};
 use serde_json::json;
 use zentoria_providers::{
-    ANTHROPIC_VERSION, AnthropicClient, ChatRequest, ClientConfig, Message, Provider,
-    ProviderError, StreamEvent, ToolCall,
+    ANTHROPIC_VERSION, AnthropicClient, ChatRequest, ClientConfig, FinishReason, Message, Provider,
+    ProviderError, ResponseFormat, StreamEvent, ToolCall,
 };
 
 provider_suite!(Wire::Anthropic);
@@ -135,4 +135,81 @@ async fn http_529_overloaded_is_retried_then_reported() {
     );
     assert!(matches!(err, ProviderError::Http { status: 529, .. }));
     assert_eq!(fake.chat_requests().len(), 3);
+}
+
+/// A JSON answer is asked of Anthropic through a forced tool whose input schema is the
+/// answer's; the call's input comes back as the answer's text, streamed and whole.
+#[tokio::test]
+async fn json_answers_come_through_a_forced_tool_as_text() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let provider = fake.provider(fast_options());
+    let mut req = request();
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}});
+    req.response_format = Some(ResponseFormat::JsonSchema {
+        name: "city".into(),
+        description: None,
+        schema: schema.clone(),
+        strict: Some(true),
+    });
+    let answer = || {
+        Completion::tools(
+            &[],
+            vec![FakeCall::new(
+                "toolu_1",
+                "city",
+                &["{\"city\": ", "\"Paris\"}"],
+            )],
+        )
+    };
+    fake.push(Reply::Complete(answer()));
+    let (events, error) = drain(provider.chat_stream(&req).await.unwrap()).await;
+    assert_eq!(error, None);
+    let text: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(text, "{\"city\": \"Paris\"}");
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::ToolCall(_))));
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Done {
+            finish_reason: FinishReason::Stop
+        })
+    );
+    let body = fake.last_body();
+    assert_eq!(
+        body["tools"],
+        json!([{"name": "city", "description": "Give your whole answer as this tool's input.", "input_schema": schema}])
+    );
+    assert_eq!(
+        body["tool_choice"],
+        json!({"type": "tool", "name": "city", "disable_parallel_tool_use": true})
+    );
+
+    fake.push(Reply::Complete(answer()));
+    let whole = provider.chat(&req).await.unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&whole.message.content).unwrap();
+    assert_eq!(parsed, json!({"city": "Paris"}));
+    assert!(whole.message.tool_calls.is_empty());
+    assert_eq!(whole.finish_reason, FinishReason::Stop);
+}
+
+/// What the Messages API has no field for is refused before anything is sent.
+#[tokio::test]
+async fn what_anthropic_cannot_do_is_refused_without_a_request() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let provider = fake.provider(fast_options());
+    let mut req = request();
+    req.seed = Some(7);
+    let err = provider.chat(&req).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unsupported { .. }), "{err}");
+    assert!(err.to_string().contains("no seed"), "{err}");
+    let Err(err) = provider.chat_stream(&req).await else {
+        panic!("a stream was opened")
+    };
+    assert!(matches!(err, ProviderError::Unsupported { .. }), "{err}");
+    assert!(fake.chat_requests().is_empty());
 }

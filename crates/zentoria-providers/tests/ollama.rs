@@ -6,7 +6,8 @@ use common::scenarios::request;
 use common::{Fake, Reply, Wire, fast_options};
 use serde_json::json;
 use zentoria_providers::{
-    ChatRequest, ClientConfig, Message, OllamaClient, ProviderError, ToolCall,
+    ChatRequest, ClientConfig, Message, OllamaClient, ProviderError, ResponseFormat, ToolCall,
+    ToolChoice,
 };
 
 provider_suite!(Wire::Ollama);
@@ -104,4 +105,43 @@ async fn model_not_found_message_is_surfaced() {
 fn default_base_url_is_local() {
     assert_eq!(OllamaClient::DEFAULT_BASE_URL, "http://127.0.0.1:11434");
     OllamaClient::new(ClientConfig::new()).unwrap();
+}
+
+/// A JSON answer is Ollama's `format` (`"json"` or the schema); seed and penalties are options.
+#[tokio::test]
+async fn json_answers_and_seeds_are_asked_as_ollama_spells_them() {
+    let fake = Fake::start(Wire::Ollama).await;
+    let provider = fake.provider(fast_options());
+    let mut req = request();
+    req.response_format = Some(ResponseFormat::JsonObject);
+    req.seed = Some(11);
+    req.frequency_penalty = Some(0.5);
+    provider.chat(&req).await.unwrap();
+    let body = fake.last_body();
+    assert_eq!(body["format"], json!("json"));
+    assert_eq!(
+        body["options"],
+        json!({"seed": 11, "frequency_penalty": 0.5})
+    );
+    let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+    req.response_format = Some(ResponseFormat::JsonSchema {
+        name: "n".into(),
+        description: None,
+        schema: schema.clone(),
+        strict: None,
+    });
+    let stream = provider.chat_stream(&req).await.unwrap();
+    assert_eq!(common::scenarios::drain(stream).await.1, None);
+    assert_eq!(fake.last_body()["format"], schema);
+    // A forced tool call is refused before anything is sent.
+    let sent = fake.chat_requests().len();
+    req.tools = vec![zentoria_providers::ToolSpec {
+        name: "f".into(),
+        description: String::new(),
+        parameters: json!({"type": "object"}),
+    }];
+    req.tool_choice = Some(ToolChoice::Required);
+    let err = provider.chat(&req).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unsupported { .. }), "{err}");
+    assert_eq!(fake.chat_requests().len(), sent);
 }

@@ -458,6 +458,7 @@ impl Chat {
             max_tokens: Some(max_tokens),
             top_p: None,
             stop: Vec::new(),
+            ..ChatRequest::default()
         };
         Ok(Turn {
             session,

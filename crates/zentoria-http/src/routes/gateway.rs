@@ -17,7 +17,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
-    ChatRequest, FinishReason, Message, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+    ChatRequest, FinishReason, Message, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice,
+    ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -311,6 +312,20 @@ struct WireRequest {
     stream: Option<bool>,
     stream_options: Option<WireStreamOptions>,
     n: Option<u64>,
+    /// Read as a value and checked by [`tool_choice`], for errors that say what is wrong.
+    tool_choice: Option<Value>,
+    parallel_tool_calls: Option<bool>,
+    /// Read as a value and checked by [`response_format`].
+    response_format: Option<Value>,
+    seed: Option<i64>,
+    presence_penalty: Option<f64>,
+    frequency_penalty: Option<f64>,
+    reasoning_effort: Option<String>,
+    /// Refused when asked for: the normalized answer carries no log probabilities.
+    logprobs: Option<bool>,
+    top_logprobs: Option<u64>,
+    /// Refused unless empty: token ids differ from one provider's models to another's.
+    logit_bias: Option<serde_json::Map<String, Value>>,
 }
 
 #[derive(Deserialize)]
@@ -445,13 +460,33 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
     if req.n.is_some_and(|n| n != 1) {
         return Err(Error::invalid("n must be 1: one choice per request"));
     }
+    if req.logprobs == Some(true) || req.top_logprobs.is_some() {
+        return Err(Error::invalid(
+            "logprobs are not supported: answers are normalized across providers, which do not all give them",
+        ));
+    }
+    if req.logit_bias.as_ref().is_some_and(|b| !b.is_empty()) {
+        return Err(Error::invalid(
+            "logit_bias is not supported: token ids differ from one provider's models to another's",
+        ));
+    }
+    for (name, penalty) in [
+        ("presence_penalty", req.presence_penalty),
+        ("frequency_penalty", req.frequency_penalty),
+    ] {
+        if penalty.is_some_and(|p| !(-2.0..=2.0).contains(&p)) {
+            return Err(Error::invalid(format!(
+                "{name} must be between -2.0 and 2.0"
+            )));
+        }
+    }
     let messages = req
         .messages
         .into_iter()
         .enumerate()
         .map(|(i, m)| message(i, m))
         .collect::<Result<Vec<_>, _>>()?;
-    let tools = req
+    let tools: Vec<ToolSpec> = req
         .tools
         .unwrap_or_default()
         .into_iter()
@@ -468,6 +503,12 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
         .max_completion_tokens
         .or(req.max_tokens)
         .map(|n| n.min(u64::from(u32::MAX)) as u32);
+    let tool_choice = req
+        .tool_choice
+        .as_ref()
+        .map(|c| tool_choice(c, &tools))
+        .transpose()?;
+    let response_format = req.response_format.map(response_format).transpose()?;
     Ok(Parsed {
         model: req.model,
         request: ChatRequest {
@@ -478,6 +519,13 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
             max_tokens,
             top_p: req.top_p.map(|x| x as f32),
             stop: req.stop.map(|s| s.0).unwrap_or_default(),
+            tool_choice,
+            parallel_tool_calls: req.parallel_tool_calls,
+            response_format,
+            seed: req.seed,
+            presence_penalty: req.presence_penalty.map(|x| x as f32),
+            frequency_penalty: req.frequency_penalty.map(|x| x as f32),
+            reasoning_effort: req.reasoning_effort,
         },
         stream: req.stream.unwrap_or(false),
         include_usage: req
@@ -485,6 +533,119 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
             .and_then(|o| o.include_usage)
             .unwrap_or(false),
     })
+}
+
+/// OpenAI's `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type": "function",
+/// "function": {"name": …}}` naming one of the request's tools.
+fn tool_choice(value: &Value, tools: &[ToolSpec]) -> Result<ToolChoice, Error> {
+    let choice = match value {
+        Value::String(mode) => match mode.as_str() {
+            "auto" => ToolChoice::Auto,
+            "none" => ToolChoice::None,
+            "required" => ToolChoice::Required,
+            other => {
+                return Err(Error::invalid(format!(
+                    "tool_choice {other:?} is not \"auto\", \"none\", \"required\" or {{\"type\": \"function\", \"function\": {{\"name\": …}}}}"
+                )));
+            }
+        },
+        Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => {
+            let name = o
+                .get("function")
+                .and_then(|f| f.get("name"))
+                .and_then(Value::as_str)
+                .ok_or_else(|| Error::invalid("tool_choice.function.name is missing"))?;
+            if !tools.iter().any(|t| t.name == name) {
+                return Err(Error::invalid(format!(
+                    "tool_choice names the function {name:?}, which is not among the tools"
+                )));
+            }
+            ToolChoice::Tool(name.to_owned())
+        }
+        Value::Object(o) => {
+            return Err(Error::invalid(format!(
+                "tool_choice of type {} is not supported; use \"auto\", \"none\", \"required\" or {{\"type\": \"function\", …}}",
+                o.get("type").unwrap_or(&Value::Null)
+            )));
+        }
+        _ => {
+            return Err(Error::invalid("tool_choice must be a string or an object"));
+        }
+    };
+    if tools.is_empty() && matches!(choice, ToolChoice::Required | ToolChoice::Tool(_)) {
+        return Err(Error::invalid(
+            "tool_choice asks for a tool call, but the request offers no tools",
+        ));
+    }
+    Ok(choice)
+}
+
+/// OpenAI's `response_format`: `{"type": "text"}`, `{"type": "json_object"}` or
+/// `{"type": "json_schema", "json_schema": {"name", "description"?, "schema", "strict"?}}`.
+fn response_format(value: Value) -> Result<ResponseFormat, Error> {
+    let Value::Object(mut o) = value else {
+        return Err(Error::invalid("response_format must be an object"));
+    };
+    match o.get("type").and_then(Value::as_str) {
+        Some("text") => Ok(ResponseFormat::Text),
+        Some("json_object") => Ok(ResponseFormat::JsonObject),
+        Some("json_schema") => {
+            let Some(Value::Object(mut spec)) = o.remove("json_schema") else {
+                return Err(Error::invalid(
+                    "response_format.json_schema must be an object with name and schema",
+                ));
+            };
+            let name = match spec.remove("name") {
+                Some(Value::String(n))
+                    if (1..=64).contains(&n.len())
+                        && n.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                {
+                    n
+                }
+                _ => {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.name must be 1 to 64 letters, digits, _ or -",
+                    ));
+                }
+            };
+            let schema = match spec.remove("schema") {
+                Some(schema @ Value::Object(_)) => schema,
+                _ => {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.schema must be a JSON Schema object",
+                    ));
+                }
+            };
+            let description = match spec.remove("description") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(d)) => Some(d),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.description must be a string",
+                    ));
+                }
+            };
+            let strict = match spec.remove("strict") {
+                None | Some(Value::Null) => None,
+                Some(Value::Bool(b)) => Some(b),
+                Some(_) => {
+                    return Err(Error::invalid(
+                        "response_format.json_schema.strict must be true or false",
+                    ));
+                }
+            };
+            Ok(ResponseFormat::JsonSchema {
+                name,
+                description,
+                schema,
+                strict,
+            })
+        }
+        _ => Err(Error::invalid(
+            "response_format.type must be \"text\", \"json_object\" or \"json_schema\"",
+        )),
+    }
 }
 
 fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
@@ -1027,6 +1188,134 @@ mod tests {
             assert!(err.contains(says), "{body}: {err}");
         }
         assert!(parse_request(b"{not json").is_err());
+        let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+        let schema = |spec: Value| json!({"messages": hi, "response_format": {"type": "json_schema", "json_schema": spec}});
+        for (body, says) in [
+            (json!({"messages": hi, "logprobs": true}), "logprobs"),
+            (json!({"messages": hi, "top_logprobs": 2}), "logprobs"),
+            (
+                json!({"messages": hi, "logit_bias": {"50256": -100}}),
+                "logit_bias",
+            ),
+            (
+                json!({"messages": hi, "presence_penalty": 2.5}),
+                "presence_penalty must be between",
+            ),
+            (
+                json!({"messages": hi, "frequency_penalty": -3}),
+                "frequency_penalty must be between",
+            ),
+            (
+                json!({"messages": hi, "tool_choice": "always"}),
+                "tool_choice \"always\"",
+            ),
+            (
+                json!({"messages": hi, "tool_choice": 1}),
+                "string or an object",
+            ),
+            (
+                json!({"messages": hi, "tool_choice": "required"}),
+                "offers no tools",
+            ),
+            (
+                json!({"messages": hi, "tools": tools, "tool_choice": {"type": "function", "function": {"name": "g"}}}),
+                "\"g\", which is not among the tools",
+            ),
+            (
+                json!({"messages": hi, "tools": tools, "tool_choice": {"type": "function"}}),
+                "tool_choice.function.name",
+            ),
+            (
+                json!({"messages": hi, "tools": tools, "tool_choice": {"type": "allowed_tools"}}),
+                "\"allowed_tools\" is not supported",
+            ),
+            (
+                json!({"messages": hi, "response_format": "json"}),
+                "must be an object",
+            ),
+            (
+                json!({"messages": hi, "response_format": {"type": "yaml"}}),
+                "response_format.type",
+            ),
+            (
+                json!({"messages": hi, "response_format": {"type": "json_schema"}}),
+                "json_schema must be an object",
+            ),
+            (
+                schema(json!({"schema": {"type": "object"}})),
+                "name must be",
+            ),
+            (schema(json!({"name": "a b", "schema": {}})), "name must be"),
+            (
+                schema(json!({"name": "x".repeat(65), "schema": {}})),
+                "name must be",
+            ),
+            (
+                schema(json!({"name": "ok"})),
+                "schema must be a JSON Schema object",
+            ),
+            (
+                schema(json!({"name": "ok", "schema": {}, "strict": "yes"})),
+                "strict must be",
+            ),
+            (
+                schema(json!({"name": "ok", "schema": {}, "description": 1})),
+                "description must be",
+            ),
+        ] {
+            let err = parse(body.clone())
+                .err()
+                .unwrap_or_else(|| panic!("{body} was accepted"));
+            assert!(err.contains(says), "{body}: {err}");
+        }
+    }
+
+    #[test]
+    fn tool_choice_response_format_seed_and_penalties_are_carried() {
+        let hi = json!([{"role": "user", "content": "hi"}]);
+        let tools = json!([{"type": "function", "function": {"name": "f"}}]);
+        let p = parse(json!({"messages": hi, "tools": tools, "tool_choice": {"type": "function", "function": {"name": "f"}},
+            "parallel_tool_calls": false, "response_format": {"type": "json_object"}, "seed": -3,
+            "presence_penalty": 0.5, "frequency_penalty": -2, "logprobs": false, "logit_bias": {},
+            "reasoning_effort": "low"}))
+        .unwrap();
+        let r = &p.request;
+        assert_eq!(r.reasoning_effort.as_deref(), Some("low"));
+        assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
+        assert_eq!(r.parallel_tool_calls, Some(false));
+        assert_eq!(r.response_format, Some(ResponseFormat::JsonObject));
+        assert_eq!(r.seed, Some(-3));
+        assert_eq!(r.presence_penalty, Some(0.5));
+        assert_eq!(r.frequency_penalty, Some(-2.0));
+        for (choice, expected) in [
+            ("auto", ToolChoice::Auto),
+            ("none", ToolChoice::None),
+            ("required", ToolChoice::Required),
+        ] {
+            let p = parse(json!({"messages": hi, "tools": tools, "tool_choice": choice})).unwrap();
+            assert_eq!(p.request.tool_choice, Some(expected));
+        }
+        // "none" and "auto" need no tools.
+        let p = parse(json!({"messages": hi, "tool_choice": "none"})).unwrap();
+        assert_eq!(p.request.tool_choice, Some(ToolChoice::None));
+        let p = parse(
+            json!({"messages": hi, "response_format": {"type": "json_schema", "json_schema": {
+            "name": "city_2", "description": "A city", "strict": true,
+            "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}}}),
+        )
+        .unwrap();
+        assert_eq!(
+            p.request.response_format,
+            Some(ResponseFormat::JsonSchema {
+                name: "city_2".into(),
+                description: Some("A city".into()),
+                schema: json!({"type": "object", "properties": {"name": {"type": "string"}}}),
+                strict: Some(true),
+            })
+        );
+        let p = parse(json!({"messages": hi})).unwrap();
+        let r = &p.request;
+        assert!(r.tool_choice.is_none() && r.response_format.is_none() && r.seed.is_none());
     }
 
     #[test]

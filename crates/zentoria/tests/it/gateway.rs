@@ -434,6 +434,100 @@ async fn chat_completions_are_limited_by_client_address() {
     s.stop().await;
 }
 
+/// What OpenAI's API takes beyond messages and sampling — a forced or forbidden tool call, one
+/// call at a time, JSON answers to a schema, a seed, penalties — reaches the provider as its
+/// API spells it; what a provider cannot do is refused with a 400 naming it, never dropped.
+#[tokio::test]
+async fn tool_choice_json_answers_and_seeds_reach_the_provider_or_are_refused() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let schema = json!({"type": "object", "properties": {"city": {"type": "string"}},
+        "required": ["city"], "additionalProperties": false});
+    for stream in [false, true] {
+        let r = chat(
+            &s,
+            &key,
+            json!({"model": "openai/gpt-4o-mini", "stream": stream,
+                "messages": [{"role": "user", "content": "a city"}],
+                "tools": tools, "tool_choice": {"type": "function", "function": {"name": "get_weather"}},
+                "parallel_tool_calls": false,
+                "response_format": {"type": "json_schema", "json_schema": {"name": "city", "strict": true, "schema": schema}},
+                "seed": 42, "presence_penalty": 0.5, "frequency_penalty": -0.25,
+                "reasoning_effort": "low", "max_completion_tokens": 99}),
+        )
+        .await;
+        assert_eq!(r.status(), 200, "stream {stream}");
+        let _ = r.bytes().await.unwrap();
+        let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+        assert_eq!(
+            sent["tool_choice"],
+            json!({"type": "function", "function": {"name": "get_weather"}})
+        );
+        assert_eq!(sent["parallel_tool_calls"], json!(false));
+        assert_eq!(
+            sent["response_format"],
+            json!({"type": "json_schema", "json_schema": {"name": "city", "strict": true, "schema": schema}})
+        );
+        assert_eq!(sent["seed"], json!(42));
+        assert_eq!(sent["presence_penalty"], json!(0.5));
+        assert_eq!(sent["frequency_penalty"], json!(-0.25));
+        assert_eq!(sent["reasoning_effort"], json!("low"));
+        // An OpenAI-compatible server (not api.openai.com) gets the limit as max_tokens.
+        assert_eq!(sent["max_tokens"], json!(99));
+        assert_eq!(sent["model"], "gpt-4o-mini");
+    }
+
+    // What the request itself gets wrong never reaches a provider.
+    let chats = up.seen.chats.load(std::sync::atomic::Ordering::SeqCst);
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}],
+            "tool_choice": {"type": "function", "function": {"name": "nope"}}, "tools": tools}),
+    )
+    .await;
+    let body = assert_error(r, 400, "invalid_request").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("\"nope\", which is not among the tools"),
+        "{body}"
+    );
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], "logprobs": true}),
+    )
+    .await;
+    assert_error(r, 400, "invalid_request").await;
+    assert_eq!(
+        up.seen.chats.load(std::sync::atomic::Ordering::SeqCst),
+        chats
+    );
+
+    // Ollama cannot be made to call a tool: a 400 naming the provider, before anything is sent
+    // (nothing listens where it points).
+    for stream in [false, true] {
+        let r = chat(
+            &s,
+            &key,
+            json!({"model": "ollama/llama3.2", "stream": stream,
+                "messages": [{"role": "user", "content": "x"}], "tools": tools, "tool_choice": "required"}),
+        )
+        .await;
+        let body = assert_error(r, 400, "invalid_request").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("ollama: not supported: Ollama cannot be made to call a tool"),
+            "{body}"
+        );
+    }
+}
+
 /// The official `openai` Python package as the client, whole and streamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_against_the_gateway() {
@@ -464,9 +558,13 @@ try:
 except openai.APIStatusError as e:
     error = [e.status_code, e.message]
 emb = client.embeddings.create(model="openai/text-embedding-3-small", input=["alpha beta", "gamma"])
+shaped = client.chat.completions.create(model="mini", seed=3, response_format={"type": "json_object"},
+    tools=[{"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}],
+    tool_choice="none", messages=[{"role": "user", "content": "json please"}])
 print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error,
-    "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]]}))
+    "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]],
+    "shaped": shaped.choices[0].message.content}))
 "#;
     let base = s.url.clone();
     let key = s.admin_key.clone();
@@ -498,6 +596,15 @@ print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     assert_eq!(v["emb"][0], 2, "{v}");
     assert_eq!(v["emb"][1], crate::upstream::DIM);
     assert_eq!(v["emb"][2], "openai/text-embedding-3-small");
+    assert_eq!(v["shaped"], "echo: json please");
+    let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["response_format"],
+        json!({"type": "json_object"}),
+        "{sent}"
+    );
+    assert_eq!(sent["seed"], json!(3));
+    assert_eq!(sent["tool_choice"], json!("none"));
     let expected = crate::upstream::bag_of_words("gamma");
     for (got, want) in v["emb"][3].as_array().unwrap().iter().zip(&expected) {
         assert!(

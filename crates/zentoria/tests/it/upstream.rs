@@ -4,8 +4,9 @@
 //! `"stream": true` server-sent `chat.completion.chunk` events (role first, content pieces,
 //! a finish chunk, a usage chunk when `stream_options.include_usage`, then `data: [DONE]`);
 //! tool calls when tools are offered and the last message asks about the weather; OpenAI's
-//! error body for an unknown model. `GET /v1/models` lists one model. The answer echoes the
-//! last user message.
+//! error body for an unknown model, and OpenAI's 400s for `tool_choice` or `parallel_tool_calls`
+//! without tools and a JSON-object answer asked without the word "json". `GET /v1/models`
+//! lists one model. The answer echoes the last user message.
 //!
 //! Embeddings: OpenAI `POST /v1/embeddings` (`{"model", "input": [..]}` →
 //! `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model",
@@ -197,6 +198,30 @@ async fn ollama_embed(
     .into_response()
 }
 
+/// What OpenAI's API refuses of a request the gateway could get wrong in translation:
+/// `tool_choice` or `parallel_tool_calls` without tools, and a JSON-object answer asked for
+/// without the word "json" in the messages (OpenAI's own messages).
+fn openai_refusal(body: &Value) -> Option<String> {
+    let no_tools = body["tools"].as_array().is_none_or(Vec::is_empty);
+    for field in ["tool_choice", "parallel_tool_calls"] {
+        if no_tools && body.get(field).is_some() {
+            return Some(format!(
+                "Invalid value for '{field}': '{field}' is only allowed when 'tools' are specified."
+            ));
+        }
+    }
+    let says_json = body["messages"].as_array().is_some_and(|m| {
+        m.iter().any(|m| {
+            m["content"]
+                .as_str()
+                .is_some_and(|c| c.to_lowercase().contains("json"))
+        })
+    });
+    (body["response_format"]["type"] == "json_object" && !says_json).then(|| {
+        "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.".to_owned()
+    })
+}
+
 async fn openai_models() -> Json<Value> {
     Json(json!({
         "object": "list",
@@ -218,6 +243,13 @@ async fn openai_chat(
         .map(str::to_owned);
     let model = body["model"].as_str().unwrap_or_default().to_owned();
     *seen.last_model.lock().unwrap() = Some(model.clone());
+    if let Some(refusal) = openai_refusal(&body) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": {"message": refusal, "type": "invalid_request_error", "param": null, "code": null}})),
+        )
+            .into_response();
+    }
     if model != "gpt-4o-mini" {
         return (
             StatusCode::NOT_FOUND,
