@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::{Stream, StreamExt};
@@ -38,19 +38,59 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn models(State(state): State<AppState>, auth: Authed) -> ApiResult<Json<Value>> {
     let list = state.ai.models(&auth).await?;
-    let data: Vec<Value> = list
-        .models
-        .iter()
-        .map(|m| {
-            json!({
-                "id": m.id,
-                "object": "model",
-                "created": 0,
-                "owned_by": m.owned_by.clone().unwrap_or_else(|| m.provider.clone()),
-            })
-        })
-        .collect();
+    let data: Vec<Value> = list.models.iter().map(model_object).collect();
     Ok(Json(json!({"object": "list", "data": data})))
+}
+
+/// One model of [`models`] by its id, as OpenAI's SDKs fetch it (`client.models.retrieve`).
+#[utoipa::path(get, path = "/v1/models/{model}", tag = "gateway",
+    params(("model" = String, Path, description = "`provider/model` (its slashes as they are or as `%2F`) or an alias")),
+    security(("api_key" = ["chat"]), ("bearer" = ["chat"])),
+    responses((status = 200, description = "OpenAI's model object: `{id, object: \"model\", created, owned_by}`"),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn model(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path(model): Path<String>,
+) -> ApiResult<Json<Value>> {
+    find_model(&state, &auth, &model).await
+}
+
+/// [`model`] for an id whose slashes came as they are (`/v1/models/openai/gpt-4o-mini`).
+pub async fn model_with_slashes(
+    State(state): State<AppState>,
+    auth: Authed,
+    Path((provider, rest)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    find_model(&state, &auth, &format!("{provider}/{rest}")).await
+}
+
+/// The path [`model_with_slashes`] answers on.
+pub(crate) const MODEL_WITH_SLASHES: &str = "/v1/models/{provider}/{*rest}";
+
+async fn find_model(state: &AppState, auth: &Principal, id: &str) -> ApiResult<Json<Value>> {
+    let list = state.ai.models(auth).await?;
+    match list.models.iter().find(|m| m.id == id) {
+        Some(m) => Ok(Json(model_object(m))),
+        None if list.unavailable.is_empty() => Err(Error::not_found(format!(
+            "no model {id:?} among the configured providers' models and aliases"
+        ))
+        .into()),
+        None => Err(Error::not_found(format!(
+            "no model {id:?} among the models listed; these providers could not be asked: {}",
+            list.unavailable.join("; ")
+        ))
+        .into()),
+    }
+}
+
+fn model_object(m: &zentoria_ai::ModelEntry) -> Value {
+    json!({
+        "id": m.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": m.owned_by.clone().unwrap_or_else(|| m.provider.clone()),
+    })
 }
 
 /// Chat completions in OpenAI's format, streamed as server-sent events with `"stream": true`.

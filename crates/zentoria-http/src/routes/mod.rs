@@ -64,6 +64,11 @@ fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(jobs::cancel))
         .routes(routes!(jobs::retry))
         .routes(routes!(gateway::models))
+        .routes(routes!(gateway::model))
+        .route(
+            gateway::MODEL_WITH_SLASHES,
+            axum::routing::get(gateway::model_with_slashes),
+        )
         .routes(routes!(usage::usage))
         .routes(routes!(providers::list, providers::create))
         .routes(routes!(providers::update, providers::delete))

@@ -52,6 +52,27 @@ async fn models_answers_and_streams_in_openai_format() {
         .collect();
     assert!(ids.contains(&"openai/gpt-4o-mini"), "{models}");
     assert!(ids.contains(&"mini"), "aliases are listed: {models}");
+    // One model by id, its slash as it is or escaped, or an alias.
+    for path in ["openai/gpt-4o-mini", "openai%2Fgpt-4o-mini"] {
+        let one: Value = s.get_json(&format!("/v1/models/{path}"), &key).await;
+        assert_eq!(
+            one,
+            json!({"id": "openai/gpt-4o-mini", "object": "model", "created": 0, "owned_by": "system"})
+        );
+    }
+    let alias: Value = s.get_json("/v1/models/mini", &key).await;
+    assert_eq!(alias["owned_by"], "alias of openai/gpt-4o-mini");
+    let r = s
+        .http
+        .get(s.at("/v1/models/openai/gpt-5-imaginary"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    let body = assert_error(r, 404, "not_found").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"openai/gpt-5-imaginary\""), "{body}");
+    assert!(message.contains("could not be asked: ollama"), "{body}");
     assert!(
         !ids.iter().any(|i| i.starts_with("ollama/")),
         "an unreachable provider lists nothing: {models}"
@@ -541,6 +562,7 @@ except ImportError:
     sys.exit("the openai package is missing: python3 -m pip install openai")
 client = openai.OpenAI(base_url=os.environ["BASE"] + "/v1", api_key=os.environ["KEY"], max_retries=0)
 ids = sorted(m.id for m in client.models.list())
+retrieved = client.models.retrieve("openai/gpt-4o-mini").id
 whole = client.chat.completions.create(model="openai/gpt-4o-mini",
     messages=[{"role": "user", "content": "hi from python"}])
 pieces = []
@@ -564,7 +586,7 @@ shaped = client.chat.completions.create(model="mini", seed=3, response_format={"
 print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error,
     "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]],
-    "shaped": shaped.choices[0].message.content}))
+    "shaped": shaped.choices[0].message.content, "retrieved": retrieved}))
 "#;
     let base = s.url.clone();
     let key = s.admin_key.clone();
@@ -597,6 +619,7 @@ print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     assert_eq!(v["emb"][1], crate::upstream::DIM);
     assert_eq!(v["emb"][2], "openai/text-embedding-3-small");
     assert_eq!(v["shaped"], "echo: json please");
+    assert_eq!(v["retrieved"], "openai/gpt-4o-mini");
     let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
     assert_eq!(
         sent["response_format"],
