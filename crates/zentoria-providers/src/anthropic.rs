@@ -202,7 +202,7 @@ struct WireToolChoice<'a> {
 /// that call's input is the answer (Anthropic's documented way to get JSON). Named after the
 /// schema, or `json_answer` for any JSON object.
 fn answer_tool(request: &ChatRequest) -> Option<&str> {
-    match request.response_format.as_ref()? {
+    match request.response_format.as_deref()? {
         ResponseFormat::Text => None,
         ResponseFormat::JsonObject => Some("json_answer"),
         ResponseFormat::JsonSchema { name, .. } => Some(name),
@@ -231,7 +231,10 @@ fn refuse_unsupported(provider: &str, request: &ChatRequest) -> Result<(), Provi
             "a JSON response_format is asked of Anthropic through a tool of its own, which cannot be combined with tools: leave one out",
         ));
     }
-    if let Some(schema) = request.response_format.as_ref().and_then(|f| f.schema())
+    if let Some(schema) = request
+        .response_format
+        .as_deref()
+        .and_then(ResponseFormat::schema)
         && schema.get("type").and_then(Value::as_str) != Some("object")
     {
         return Err(unsupported(
@@ -291,7 +294,7 @@ fn wire_request<'a>(
         }
     }
     let disable_parallel_tool_use = request.parallel_tool_calls == Some(false);
-    let (tools, tool_choice) = match (answer_tool(request), &request.response_format) {
+    let (tools, tool_choice) = match (answer_tool(request), request.response_format.as_deref()) {
         (Some(name), Some(format)) => {
             let description = match format {
                 ResponseFormat::JsonSchema {
@@ -1059,7 +1062,7 @@ mod tests {
     #[test]
     fn a_json_answer_is_asked_through_a_forced_tool_of_its_schema() {
         let mut req = ChatRequest::new("claude", vec![Message::user("a city")]);
-        req.response_format = Some(ResponseFormat::JsonObject);
+        req.response_format = Some(Box::new(ResponseFormat::JsonObject));
         let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
         assert_eq!(v["tools"][0]["name"], json!("json_answer"));
         assert_eq!(v["tools"][0]["input_schema"], json!({"type": "object"}));
@@ -1068,19 +1071,19 @@ mod tests {
             json!({"type": "tool", "name": "json_answer", "disable_parallel_tool_use": true})
         );
         let schema = json!({"type": "object", "properties": {"name": {"type": "string"}}});
-        req.response_format = Some(ResponseFormat::JsonSchema {
+        req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
             name: "city".into(),
             description: Some("A city".into()),
             schema: schema.clone(),
             strict: Some(true),
-        });
+        }));
         let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
         assert_eq!(
             v["tools"],
             json!([{"name": "city", "description": "A city", "input_schema": schema}])
         );
         assert_eq!(v["tool_choice"]["name"], json!("city"));
-        req.response_format = Some(ResponseFormat::Text);
+        req.response_format = Some(Box::new(ResponseFormat::Text));
         let v = serde_json::to_value(wire_request("a", &req, true, 10).unwrap()).unwrap();
         assert!(v.get("tools").is_none() && v.get("tool_choice").is_none());
     }
@@ -1103,16 +1106,16 @@ mod tests {
         req.frequency_penalty = Some(0.1);
         assert!(refused(&req).contains("frequency_penalty"));
         let mut req = base.clone();
-        req.response_format = Some(ResponseFormat::JsonObject);
+        req.response_format = Some(Box::new(ResponseFormat::JsonObject));
         req.tools = vec![weather_tool()];
         assert!(refused(&req).contains("cannot be combined with tools"));
         let mut req = base;
-        req.response_format = Some(ResponseFormat::JsonSchema {
+        req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
             name: "list".into(),
             description: None,
             schema: json!({"type": "array"}),
             strict: None,
-        });
+        }));
         assert!(refused(&req).contains("must be an object"));
     }
 

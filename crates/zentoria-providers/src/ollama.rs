@@ -277,7 +277,7 @@ fn wire_request<'a>(
             })
             .collect(),
         stream,
-        format: match &request.response_format {
+        format: match request.response_format.as_deref() {
             None | Some(ResponseFormat::Text) => None,
             Some(ResponseFormat::JsonObject) => Some(WireFormat::Json("json")),
             Some(ResponseFormat::JsonSchema { schema, .. }) => Some(WireFormat::Schema(schema)),
@@ -582,7 +582,7 @@ mod tests {
     #[test]
     fn formats_seed_and_penalties_map_to_ollamas_fields() {
         let mut req = ChatRequest::new("llama3.2", vec![Message::user("hi")]);
-        req.response_format = Some(ResponseFormat::JsonObject);
+        req.response_format = Some(Box::new(ResponseFormat::JsonObject));
         req.seed = Some(42);
         req.presence_penalty = Some(0.25);
         req.frequency_penalty = Some(0.5);
@@ -593,15 +593,15 @@ mod tests {
             json!({"seed": 42, "presence_penalty": 0.25, "frequency_penalty": 0.5})
         );
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
-        req.response_format = Some(ResponseFormat::JsonSchema {
+        req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
             name: "n".into(),
             description: None,
             schema: schema.clone(),
             strict: None,
-        });
+        }));
         let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
         assert_eq!(v["format"], schema);
-        req.response_format = Some(ResponseFormat::Text);
+        req.response_format = Some(Box::new(ResponseFormat::Text));
         let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
         assert!(v.get("format").is_none());
     }

@@ -343,7 +343,7 @@ fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> 
             .filter(|_| !request.tools.is_empty()),
         response_format: request
             .response_format
-            .as_ref()
+            .as_deref()
             .and_then(WireResponseFormat::of),
         seed: request.seed,
         presence_penalty: request.presence_penalty,
@@ -1257,7 +1257,7 @@ mod tests {
         let mut req = ChatRequest::new("gpt", vec![Message::user("hi")]);
         req.tool_choice = Some(ToolChoice::Required);
         req.parallel_tool_calls = Some(false);
-        req.response_format = Some(ResponseFormat::JsonObject);
+        req.response_format = Some(Box::new(ResponseFormat::JsonObject));
         req.seed = Some(-7);
         req.presence_penalty = Some(0.5);
         req.frequency_penalty = Some(-0.5);
@@ -1288,19 +1288,19 @@ mod tests {
             let v = serde_json::to_value(wire_request(&req, true, false)).unwrap();
             assert_eq!(v["tool_choice"], wire);
         }
-        req.response_format = Some(ResponseFormat::JsonSchema {
+        req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
             name: "city".into(),
             description: None,
             schema: json!({"type": "object", "properties": {"name": {"type": "string"}}}),
             strict: Some(true),
-        });
+        }));
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert_eq!(
             v["response_format"],
             json!({"type": "json_schema", "json_schema": {"name": "city", "strict": true,
                 "schema": {"type": "object", "properties": {"name": {"type": "string"}}}}})
         );
-        req.response_format = Some(ResponseFormat::Text);
+        req.response_format = Some(Box::new(ResponseFormat::Text));
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert!(v.get("response_format").is_none());
         assert!(v.get("reasoning_effort").is_none());

@@ -141,8 +141,9 @@ pub struct ChatRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parallel_tool_calls: Option<bool>,
     /// The shape of the answer's text: free text, any JSON object, or JSON matching a schema.
+    /// Boxed: seldom set and large, and a request is moved through several futures.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response_format: Option<ResponseFormat>,
+    pub response_format: Option<Box<ResponseFormat>>,
     /// Seed for sampling, for answers that repeat as far as the provider can make them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<i64>,

@@ -145,12 +145,12 @@ async fn json_answers_come_through_a_forced_tool_as_text() {
     let provider = fake.provider(fast_options());
     let mut req = request();
     let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}});
-    req.response_format = Some(ResponseFormat::JsonSchema {
+    req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
         name: "city".into(),
         description: None,
         schema: schema.clone(),
         strict: Some(true),
-    });
+    }));
     let answer = || {
         Completion::tools(
             &[],

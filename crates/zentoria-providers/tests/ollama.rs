@@ -113,7 +113,7 @@ async fn json_answers_and_seeds_are_asked_as_ollama_spells_them() {
     let fake = Fake::start(Wire::Ollama).await;
     let provider = fake.provider(fast_options());
     let mut req = request();
-    req.response_format = Some(ResponseFormat::JsonObject);
+    req.response_format = Some(Box::new(ResponseFormat::JsonObject));
     req.seed = Some(11);
     req.frequency_penalty = Some(0.5);
     provider.chat(&req).await.unwrap();
@@ -124,12 +124,12 @@ async fn json_answers_and_seeds_are_asked_as_ollama_spells_them() {
         json!({"seed": 11, "frequency_penalty": 0.5})
     );
     let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
-    req.response_format = Some(ResponseFormat::JsonSchema {
+    req.response_format = Some(Box::new(ResponseFormat::JsonSchema {
         name: "n".into(),
         description: None,
         schema: schema.clone(),
         strict: None,
-    });
+    }));
     let stream = provider.chat_stream(&req).await.unwrap();
     assert_eq!(common::scenarios::drain(stream).await.1, None);
     assert_eq!(fake.last_body()["format"], schema);

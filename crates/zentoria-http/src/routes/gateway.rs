@@ -548,7 +548,10 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
         .as_ref()
         .map(|c| tool_choice(c, &tools))
         .transpose()?;
-    let response_format = req.response_format.map(response_format).transpose()?;
+    let response_format = req
+        .response_format
+        .map(|f| response_format(f).map(Box::new))
+        .transpose()?;
     Ok(Parsed {
         model: req.model,
         request: ChatRequest {
@@ -1323,7 +1326,10 @@ mod tests {
         assert_eq!(r.reasoning_effort.as_deref(), Some("low"));
         assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
         assert_eq!(r.parallel_tool_calls, Some(false));
-        assert_eq!(r.response_format, Some(ResponseFormat::JsonObject));
+        assert_eq!(
+            r.response_format,
+            Some(Box::new(ResponseFormat::JsonObject))
+        );
         assert_eq!(r.seed, Some(-3));
         assert_eq!(r.presence_penalty, Some(0.5));
         assert_eq!(r.frequency_penalty, Some(-2.0));
@@ -1346,12 +1352,12 @@ mod tests {
         .unwrap();
         assert_eq!(
             p.request.response_format,
-            Some(ResponseFormat::JsonSchema {
+            Some(Box::new(ResponseFormat::JsonSchema {
                 name: "city_2".into(),
                 description: Some("A city".into()),
                 schema: json!({"type": "object", "properties": {"name": {"type": "string"}}}),
                 strict: Some(true),
-            })
+            }))
         );
         let p = parse(json!({"messages": hi})).unwrap();
         let r = &p.request;
