@@ -42,7 +42,7 @@ pub async fn models(State(state): State<AppState>, auth: Authed) -> ApiResult<Js
     Ok(Json(json!({"object": "list", "data": data})))
 }
 
-/// One model of [`models`] by its id, as OpenAI's SDKs fetch it (`client.models.retrieve`).
+/// One model of `GET /v1/models` by its id, as OpenAI's SDKs fetch it (`client.models.retrieve`).
 #[utoipa::path(get, path = "/v1/models/{model}", tag = "gateway",
     params(("model" = String, Path, description = "`provider/model` (its slashes as they are or as `%2F`) or an alias")),
     security(("api_key" = ["chat"]), ("bearer" = ["chat"])),
