@@ -435,11 +435,42 @@ impl Ai {
         if request.messages.is_empty() {
             return Err(Error::invalid("messages must not be empty"));
         }
+        check_controls(&request)?;
         if let Some(log) = &self.usage {
             log.check_budget(p).await?;
         }
         Ok(request)
     }
+}
+
+/// What a request asks of the model beyond its messages must hold together, whoever sends
+/// it: a tool call asked for needs tools, a named one must be among them, penalties are
+/// within OpenAI's range (which Ollama shares).
+fn check_controls(request: &ChatRequest) -> Result<()> {
+    match &request.tool_choice {
+        Some(ToolChoice::Required | ToolChoice::Tool(_)) if request.tools.is_empty() => {
+            return Err(Error::invalid(
+                "tool_choice asks for a tool call, but the request offers no tools",
+            ));
+        }
+        Some(ToolChoice::Tool(name)) if !request.tools.iter().any(|t| &t.name == name) => {
+            return Err(Error::invalid(format!(
+                "tool_choice names the function {name:?}, which is not among the tools"
+            )));
+        }
+        _ => {}
+    }
+    for (name, penalty) in [
+        ("presence_penalty", request.presence_penalty),
+        ("frequency_penalty", request.frequency_penalty),
+    ] {
+        if penalty.is_some_and(|p| !(-2.0..=2.0).contains(&p)) {
+            return Err(Error::invalid(format!(
+                "{name} must be between -2.0 and 2.0"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Measures a streamed answer as its events pass, and counts it once: when it ends, fails,
@@ -578,5 +609,32 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn tool_choices_and_penalties_must_hold_together() {
+        let says = |req: &ChatRequest| check_controls(req).unwrap_err().to_string();
+        let tool = ToolSpec {
+            name: "f".into(),
+            description: String::new(),
+            parameters: serde_json::json!({"type": "object"}),
+        };
+        let mut req = ChatRequest::new("m", vec![Message::user("hi")]);
+        assert!(check_controls(&req).is_ok());
+        req.presence_penalty = Some(2.5);
+        assert!(says(&req).contains("presence_penalty must be between"));
+        req.presence_penalty = None;
+        req.frequency_penalty = Some(-3.0);
+        assert!(says(&req).contains("frequency_penalty must be between"));
+        req.frequency_penalty = Some(-2.0);
+        req.tool_choice = Some(ToolChoice::Required);
+        assert!(says(&req).contains("offers no tools"));
+        req.tool_choice = Some(ToolChoice::None);
+        assert!(check_controls(&req).is_ok(), "none needs no tools");
+        req.tools = vec![tool];
+        req.tool_choice = Some(ToolChoice::Tool("g".into()));
+        assert!(says(&req).contains("\"g\", which is not among the tools"));
+        req.tool_choice = Some(ToolChoice::Tool("f".into()));
+        assert!(check_controls(&req).is_ok());
     }
 }
