@@ -26,7 +26,8 @@ use zentoria_platform::Principal;
 use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Provider, ProviderError,
-    ProviderKind, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, ToolSpec, Usage,
+    ProviderKind, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec,
+    Usage,
 };
 
 pub use chat::{Chat, ChatSettings, ScreeningMode};
@@ -488,7 +489,11 @@ struct Meter {
 impl Meter {
     fn observe(&mut self, event: &std::result::Result<StreamEvent, ProviderError>) {
         match event {
-            Ok(StreamEvent::Delta { .. } | StreamEvent::ToolCall(_)) if self.first => {
+            Ok(
+                StreamEvent::Delta { .. }
+                | StreamEvent::Reasoning { .. }
+                | StreamEvent::ToolCall(_),
+            ) if self.first => {
                 self.first = false;
                 self.route
                     .meters

@@ -13,7 +13,7 @@ use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
-    ToolCall, ToolChoice, Usage,
+    ThinkingBlock, ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, parse_arguments, parse_error_body};
 
@@ -176,6 +176,67 @@ struct WireRequest<'a> {
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
     stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<WireThinking>,
+}
+
+/// Extended thinking: `{"type": "enabled", "budget_tokens": …}`.
+#[derive(Serialize)]
+struct WireThinking {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    budget_tokens: u32,
+}
+
+/// The thinking budget `reasoning_effort` asks of Claude, in tokens (`None`: no thinking).
+/// 1,024 is the least the API takes; each step up quadruples it.
+fn thinking_budget(provider: &str, effort: Option<&str>) -> Result<Option<u32>, ProviderError> {
+    match effort {
+        None | Some("none") => Ok(None),
+        Some("minimal" | "low") => Ok(Some(1024)),
+        Some("medium") => Ok(Some(4096)),
+        Some("high") => Ok(Some(16384)),
+        Some(other) => Err(unsupported(
+            provider,
+            format!(
+                "reasoning_effort {other:?} has no thinking budget for Claude: give \"minimal\", \"low\", \"medium\", \"high\" or \"none\""
+            ),
+        )),
+    }
+}
+
+/// What extended thinking cannot be combined with, as the Messages API documents it.
+fn refuse_with_thinking(
+    provider: &str,
+    request: &ChatRequest,
+    budget: u32,
+) -> Result<(), ProviderError> {
+    let refusal = if request.temperature.is_some_and(|t| t != 1.0) {
+        Some(
+            "Claude's extended thinking (reasoning_effort) takes no temperature: leave one out"
+                .to_owned(),
+        )
+    } else if request.top_p.is_some_and(|p| p < 0.95) {
+        Some(
+            "Claude's extended thinking (reasoning_effort) takes top_p only from 0.95 to 1"
+                .to_owned(),
+        )
+    } else if matches!(
+        request.tool_choice,
+        Some(ToolChoice::Required | ToolChoice::Tool(_))
+    ) && !request.tools.is_empty()
+    {
+        Some("Claude's extended thinking (reasoning_effort) cannot be combined with a forced tool call (tool_choice \"required\" or a named tool)".to_owned())
+    } else if answer_tool(request).is_some() {
+        Some("a JSON response_format is asked of Anthropic through a forced tool call, which extended thinking (reasoning_effort) cannot be combined with: leave one out".to_owned())
+    } else if request.max_tokens.is_some_and(|m| m <= budget) {
+        Some(format!(
+            "max_tokens must exceed Claude's thinking budget of {budget} tokens that this reasoning_effort asks for"
+        ))
+    } else {
+        None
+    };
+    refusal.map_or(Ok(()), |message| Err(unsupported(provider, message)))
 }
 
 #[derive(Serialize)]
@@ -215,7 +276,6 @@ fn refuse_unsupported(provider: &str, request: &ChatRequest) -> Result<(), Provi
         ("seed", request.seed.is_some()),
         ("presence_penalty", request.presence_penalty.is_some()),
         ("frequency_penalty", request.frequency_penalty.is_some()),
-        ("reasoning_effort", request.reasoning_effort.is_some()),
     ]
     .into_iter()
     .find_map(|(field, set)| set.then_some(field));
@@ -266,6 +326,13 @@ enum WireBlock<'a> {
         tool_use_id: &'a str,
         content: &'a str,
     },
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
 }
 
 fn wire_request<'a>(
@@ -275,6 +342,10 @@ fn wire_request<'a>(
     default_max_tokens: u32,
 ) -> Result<WireRequest<'a>, ProviderError> {
     refuse_unsupported(provider, request)?;
+    let budget = thinking_budget(provider, request.reasoning_effort.as_deref())?;
+    if let Some(budget) = budget {
+        refuse_with_thinking(provider, request, budget)?;
+    }
     let system: Vec<&str> = request
         .messages
         .iter()
@@ -344,7 +415,11 @@ fn wire_request<'a>(
     };
     Ok(WireRequest {
         model: &request.model,
-        max_tokens: request.max_tokens.unwrap_or(default_max_tokens),
+        // Thinking counts against max_tokens: without a limit of the caller's, the answer keeps
+        // the default's room after the budget.
+        max_tokens: request
+            .max_tokens
+            .unwrap_or_else(|| default_max_tokens.saturating_add(budget.unwrap_or(0))),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages,
         tools,
@@ -353,6 +428,10 @@ fn wire_request<'a>(
         top_p: request.top_p,
         stop_sequences: &request.stop,
         stream,
+        thinking: budget.map(|budget_tokens| WireThinking {
+            kind: "enabled",
+            budget_tokens,
+        }),
     })
 }
 
@@ -366,7 +445,24 @@ fn wire_blocks(message: &Message) -> (&'static str, Vec<WireBlock<'_>>) {
             }],
         ),
         Role::Assistant => {
-            let mut blocks = Vec::new();
+            // Signed thinking first, as it came; reasoning without a signature (another
+            // provider's) is not Claude's to take back.
+            let mut blocks: Vec<WireBlock<'_>> = message
+                .thinking_blocks
+                .iter()
+                .map(|b| match b {
+                    ThinkingBlock::Thinking {
+                        thinking,
+                        signature,
+                    } => WireBlock::Thinking {
+                        thinking,
+                        signature,
+                    },
+                    ThinkingBlock::RedactedThinking { data } => {
+                        WireBlock::RedactedThinking { data }
+                    }
+                })
+                .collect();
             if !message.content.is_empty() {
                 blocks.push(WireBlock::Text {
                     text: &message.content,
@@ -497,7 +593,26 @@ fn parse_response(
                         .unwrap_or_else(|| Value::Object(Default::default())),
                 }));
             }
-            _ => {} // thinking and other block types carry no chat text
+            Some("thinking") => {
+                let thinking = block_str(block, "thinking").unwrap_or_default();
+                if !thinking.is_empty() {
+                    events.push(StreamEvent::Reasoning {
+                        text: thinking.to_owned(),
+                    });
+                }
+                events.push(StreamEvent::ThinkingBlock(ThinkingBlock::Thinking {
+                    thinking: thinking.to_owned(),
+                    signature: block_str(block, "signature").unwrap_or_default().to_owned(),
+                }));
+            }
+            Some("redacted_thinking") => {
+                events.push(StreamEvent::ThinkingBlock(
+                    ThinkingBlock::RedactedThinking {
+                        data: block_str(block, "data").unwrap_or_default().to_owned(),
+                    },
+                ));
+            }
+            _ => {} // server tools and other block types carry no chat text
         }
     }
     if let Some(usage) = response.usage {
@@ -553,6 +668,12 @@ struct WireStartBlock {
     name: Option<String>,
     #[serde(default)]
     input: Option<Value>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
+    #[serde(default)]
+    data: Option<String>,
 }
 
 /// `content_block_delta`'s and `message_delta`'s delta.
@@ -564,6 +685,10 @@ struct WireDelta {
     text: Option<String>,
     #[serde(default)]
     partial_json: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
+    #[serde(default)]
+    signature: Option<String>,
     #[serde(default)]
     stop_reason: Option<String>,
 }
@@ -578,6 +703,12 @@ struct WireStreamError {
 
 enum Block {
     Text,
+    /// Reasoning: its text streams as it comes and is kept, with the signature that ends it,
+    /// for the whole block sent after it.
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
     /// The call of the tool a JSON answer was asked through: its input streams as text.
     Answer {
         streamed: bool,
@@ -696,7 +827,29 @@ impl AnthropicDecoder {
                         }
                         self.blocks.insert(index, Block::Text);
                     }
-                    _ => {} // thinking, server tools, …: no chat text
+                    Some("thinking") => {
+                        let thinking = block.thinking.unwrap_or_default();
+                        if !thinking.is_empty() {
+                            out.push_back(StreamEvent::Reasoning {
+                                text: thinking.clone(),
+                            });
+                        }
+                        self.blocks.insert(
+                            index,
+                            Block::Thinking {
+                                thinking,
+                                signature: block.signature.unwrap_or_default(),
+                            },
+                        );
+                    }
+                    Some("redacted_thinking") => {
+                        out.push_back(StreamEvent::ThinkingBlock(
+                            ThinkingBlock::RedactedThinking {
+                                data: block.data.unwrap_or_default(),
+                            },
+                        ));
+                    }
+                    _ => {} // server tools, …: no chat text
                 }
             }
             "content_block_delta" => {
@@ -716,6 +869,15 @@ impl AnthropicDecoder {
                             *streamed = true;
                             out.push_back(StreamEvent::Delta { text });
                         }
+                    }
+                    (Some("thinking_delta"), Some(Block::Thinking { thinking, .. })) => {
+                        if let Some(text) = delta.thinking.filter(|t| !t.is_empty()) {
+                            thinking.push_str(&text);
+                            out.push_back(StreamEvent::Reasoning { text });
+                        }
+                    }
+                    (Some("signature_delta"), Some(Block::Thinking { signature, .. })) => {
+                        signature.push_str(delta.signature.as_deref().unwrap_or_default());
                     }
                     (Some("input_json_delta"), _) => {
                         return Err(protocol(
@@ -758,6 +920,15 @@ impl AnthropicDecoder {
                             id,
                             name,
                             arguments,
+                        }));
+                    }
+                    Some(Block::Thinking {
+                        thinking,
+                        signature,
+                    }) => {
+                        out.push_back(StreamEvent::ThinkingBlock(ThinkingBlock::Thinking {
+                            thinking,
+                            signature,
                         }));
                     }
                     Some(Block::Text) | None => {}
@@ -902,7 +1073,7 @@ mod tests {
         }
     }
 
-    /// What the stream carries besides chat text and tool calls — thinking, citations, pings,
+    /// What the stream carries besides chat text, reasoning and tool calls — citations, pings,
     /// event kinds of later API versions, fields that are null — is passed over.
     #[test]
     fn what_is_not_chat_is_passed_over() {
@@ -924,6 +1095,11 @@ mod tests {
         assert_eq!(
             decode_all(&[s.as_bytes()]).unwrap(),
             vec![
+                StreamEvent::Reasoning { text: "Hmm".into() },
+                StreamEvent::ThinkingBlock(ThinkingBlock::Thinking {
+                    thinking: "Hmm".into(),
+                    signature: "abc".into()
+                }),
                 StreamEvent::Delta { text: "Hi".into() },
                 StreamEvent::Delta {
                     text: " th\u{e9}re".into()
@@ -1117,6 +1293,190 @@ mod tests {
             strict: None,
         }));
         assert!(refused(&req).contains("must be an object"));
+    }
+
+    #[test]
+    fn reasoning_effort_asks_claude_to_think_within_a_budget() {
+        let body = |req: &ChatRequest| {
+            serde_json::to_value(wire_request("claude", req, true, 4096).unwrap()).unwrap()
+        };
+        let mut req = ChatRequest::new("claude", vec![Message::user("hi")]);
+        assert!(body(&req).get("thinking").is_none());
+        for (effort, budget) in [
+            ("minimal", 1024),
+            ("low", 1024),
+            ("medium", 4096),
+            ("high", 16384),
+        ] {
+            req.reasoning_effort = Some(effort.into());
+            let v = body(&req);
+            assert_eq!(
+                v["thinking"],
+                json!({"type": "enabled", "budget_tokens": budget}),
+                "{effort}"
+            );
+            // The answer keeps the default's room after the budget.
+            assert_eq!(v["max_tokens"], json!(4096 + budget), "{effort}");
+        }
+        req.reasoning_effort = Some("none".into());
+        assert!(body(&req).get("thinking").is_none());
+        req.reasoning_effort = Some("medium".into());
+        req.max_tokens = Some(8000);
+        assert_eq!(body(&req)["max_tokens"], json!(8000));
+        // Tools with the model's own choice, and top_p in the documented range, go together
+        // with thinking.
+        req.tools = vec![weather_tool()];
+        req.tool_choice = Some(ToolChoice::Auto);
+        req.top_p = Some(0.95);
+        req.temperature = Some(1.0);
+        assert_eq!(body(&req)["tool_choice"], json!({"type": "auto"}));
+
+        let refused = |req: &ChatRequest| match wire_request("claude", req, false, 10) {
+            Err(e @ ProviderError::Unsupported { .. }) => e.to_string(),
+            other => panic!("{req:?} was not refused: {:?}", other.map(|_| ())),
+        };
+        let base = ChatRequest {
+            reasoning_effort: Some("medium".into()),
+            ..ChatRequest::new("claude", vec![Message::user("hi")])
+        };
+        let mut r = base.clone();
+        r.reasoning_effort = Some("extreme".into());
+        assert!(refused(&r).contains("\"extreme\""));
+        let mut r = base.clone();
+        r.max_tokens = Some(4096);
+        assert!(refused(&r).contains("max_tokens must exceed"));
+        let mut r = base.clone();
+        r.temperature = Some(0.2);
+        assert!(refused(&r).contains("temperature"));
+        let mut r = base.clone();
+        r.top_p = Some(0.5);
+        assert!(refused(&r).contains("top_p"));
+        let mut r = base.clone();
+        r.tools = vec![weather_tool()];
+        r.tool_choice = Some(ToolChoice::Required);
+        assert!(refused(&r).contains("forced tool call"));
+        let mut r = base;
+        r.response_format = Some(Box::new(ResponseFormat::JsonObject));
+        assert!(refused(&r).contains("JSON response_format"));
+    }
+
+    #[test]
+    fn signed_thinking_goes_back_first_and_unsigned_reasoning_not_at_all() {
+        let mut turn = Message::assistant_tool_calls(
+            "",
+            vec![ToolCall {
+                id: "toolu_1".into(),
+                name: "get_weather".into(),
+                arguments: json!({"city": "Paris"}),
+            }],
+        );
+        turn.reasoning = "Need the weather.".into();
+        turn.thinking_blocks = vec![
+            ThinkingBlock::Thinking {
+                thinking: "Need the weather.".into(),
+                signature: "sig==".into(),
+            },
+            ThinkingBlock::RedactedThinking {
+                data: "enc==".into(),
+            },
+        ];
+        let mut other = Message::assistant("Sunny.");
+        other.reasoning = "another provider's thoughts".into();
+        let req = ChatRequest::new(
+            "claude",
+            vec![
+                Message::user("weather?"),
+                turn,
+                Message::tool_result("toolu_1", "sunny"),
+                other,
+            ],
+        );
+        let v = serde_json::to_value(wire_request("claude", &req, false, 10).unwrap()).unwrap();
+        assert_eq!(
+            v["messages"][1]["content"],
+            json!([
+                {"type": "thinking", "thinking": "Need the weather.", "signature": "sig=="},
+                {"type": "redacted_thinking", "data": "enc=="},
+                {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Paris"}},
+            ])
+        );
+        assert_eq!(
+            v["messages"][3]["content"],
+            json!([{"type": "text", "text": "Sunny."}])
+        );
+    }
+
+    #[test]
+    fn a_whole_answers_thinking_is_its_reasoning_and_its_blocks() {
+        let body = br#"{"model":"claude","content":[
+            {"type":"thinking","thinking":"Two and two.","signature":"sig=="},
+            {"type":"redacted_thinking","data":"enc=="},
+            {"type":"text","text":"4."}],"stop_reason":"end_turn"}"#;
+        let r = parse_response("anthropic", body, "claude", None).unwrap();
+        assert_eq!(r.message.reasoning, "Two and two.");
+        assert_eq!(r.message.content, "4.");
+        assert_eq!(
+            r.message.thinking_blocks,
+            vec![
+                ThinkingBlock::Thinking {
+                    thinking: "Two and two.".into(),
+                    signature: "sig==".into()
+                },
+                ThinkingBlock::RedactedThinking {
+                    data: "enc==".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn streamed_thinking_comes_as_it_is_written_then_whole_with_its_signature() {
+        let s = concat!(
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"content\":[],\"usage\":{\"input_tokens\":9}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"thinking\",\"thinking\":\"\",\"signature\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"Two and \"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"thinking_delta\",\"thinking\":\"two.\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"signature_delta\",\"signature\":\"sig==\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":1,\"content_block\":{\"type\":\"redacted_thinking\",\"data\":\"enc==\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":1}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":2,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":2,\"delta\":{\"type\":\"text_delta\",\"text\":\"4.\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":2}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":30}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        );
+        let expected = vec![
+            StreamEvent::Reasoning {
+                text: "Two and ".into(),
+            },
+            StreamEvent::Reasoning {
+                text: "two.".into(),
+            },
+            StreamEvent::ThinkingBlock(ThinkingBlock::Thinking {
+                thinking: "Two and two.".into(),
+                signature: "sig==".into(),
+            }),
+            StreamEvent::ThinkingBlock(ThinkingBlock::RedactedThinking {
+                data: "enc==".into(),
+            }),
+            StreamEvent::Delta { text: "4.".into() },
+            StreamEvent::Usage(Usage {
+                prompt_tokens: 9,
+                completion_tokens: 30,
+            }),
+            StreamEvent::Done {
+                finish_reason: FinishReason::Stop,
+            },
+        ];
+        let bytes = s.as_bytes();
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                decode_all(&[&bytes[..i], &bytes[i..]]).unwrap(),
+                expected,
+                "split at {i}"
+            );
+        }
     }
 
     const ANSWER_STREAM: &str = concat!(

@@ -67,5 +67,5 @@ pub use provider::{ClientConfig, Provider, ProviderKind};
 pub use transport::ChatStream;
 pub use types::{
     ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
-    ToolCall, ToolChoice, ToolSpec, Usage,
+    ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };

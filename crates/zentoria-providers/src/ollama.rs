@@ -156,6 +156,35 @@ struct WireRequest<'a> {
     format: Option<WireFormat<'a>>,
     #[serde(skip_serializing_if = "WireOptions::is_empty")]
     options: WireOptions<'a>,
+    /// Whether a thinking model thinks, or how hard (`"low"`, `"medium"`, `"high"`; the
+    /// levels are gpt-oss's, other thinking models take them as `true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    think: Option<WireThink<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireThink<'a> {
+    On(bool),
+    Level(&'a str),
+}
+
+/// `reasoning_effort` as Ollama's `think`, mapped as Ollama's own OpenAI-compatible API maps it.
+fn think<'a>(
+    provider: &str,
+    effort: Option<&'a str>,
+) -> Result<Option<WireThink<'a>>, ProviderError> {
+    match effort {
+        None => Ok(None),
+        Some("none") => Ok(Some(WireThink::On(false))),
+        Some(level @ ("low" | "medium" | "high")) => Ok(Some(WireThink::Level(level))),
+        Some(other) => Err(unsupported(
+            provider,
+            format!(
+                "Ollama takes reasoning_effort \"low\", \"medium\", \"high\" or \"none\", not {other:?}"
+            ),
+        )),
+    }
 }
 
 #[derive(Serialize)]
@@ -204,6 +233,9 @@ struct WireMessage<'a> {
     /// Name of the tool whose result this is (Ollama matches results by name, not id).
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_name: Option<&'a str>,
+    /// An earlier assistant turn's reasoning, which Ollama takes back.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    thinking: &'a str,
 }
 
 /// The request in Ollama's shape, or why Ollama cannot be asked it: its API offers the model
@@ -231,12 +263,7 @@ fn wire_request<'a>(
         }
         _ => {}
     }
-    if request.reasoning_effort.is_some() {
-        return Err(unsupported(
-            provider,
-            "Ollama takes no reasoning_effort (a thinking model thinks by its own default); leave it out",
-        ));
-    }
+    let think = think(provider, request.reasoning_effort.as_deref())?;
     if offers_tools && request.parallel_tool_calls == Some(false) {
         return Err(unsupported(
             provider,
@@ -291,6 +318,7 @@ fn wire_request<'a>(
             presence_penalty: request.presence_penalty,
             frequency_penalty: request.frequency_penalty,
         },
+        think,
     })
 }
 
@@ -307,6 +335,7 @@ fn wire_message<'a>(message: &'a Message, names: &HashMap<&str, &'a str>) -> Wir
             .tool_call_id
             .as_deref()
             .and_then(|id| names.get(id).copied()),
+        thinking: &message.reasoning,
     }
 }
 
@@ -346,6 +375,8 @@ struct Line {
 struct LineMessage {
     #[serde(default)]
     content: Option<String>,
+    #[serde(default)]
+    thinking: Option<String>,
     #[serde(default)]
     tool_calls: Option<Vec<LineToolCall>>,
 }
@@ -406,6 +437,9 @@ impl OllamaDecoder {
             self.model = line.model;
         }
         if let Some(message) = line.message {
+            if let Some(text) = message.thinking.filter(|t| !t.is_empty()) {
+                out.push_back(StreamEvent::Reasoning { text });
+            }
             if let Some(text) = message.content.filter(|t| !t.is_empty()) {
                 out.push_back(StreamEvent::Delta { text });
             }
@@ -639,5 +673,52 @@ mod tests {
         assert!(e.to_string().contains("parallel_tool_calls"), "{e}");
         req.parallel_tool_calls = Some(true);
         assert!(wire_request("local", &req, true).is_ok());
+    }
+
+    #[test]
+    fn reasoning_effort_is_asked_as_think_and_thinking_comes_back_as_reasoning() {
+        let mut earlier = Message::assistant("4.");
+        earlier.reasoning = "Two and two.".into();
+        let mut req = ChatRequest::new(
+            "gpt-oss:20b",
+            vec![Message::user("2+2?"), earlier, Message::user("and 3+3?")],
+        );
+        let v = serde_json::to_value(wire_request("ollama", &req, true).unwrap()).unwrap();
+        assert!(v.get("think").is_none(), "left to the model: {v}");
+        // Sent back as Ollama takes an earlier turn's thoughts.
+        assert_eq!(v["messages"][1]["thinking"], json!("Two and two."));
+        assert!(v["messages"][0].get("thinking").is_none());
+        for (effort, think) in [
+            ("low", json!("low")),
+            ("medium", json!("medium")),
+            ("high", json!("high")),
+            ("none", json!(false)),
+        ] {
+            req.reasoning_effort = Some(effort.into());
+            let v = serde_json::to_value(wire_request("ollama", &req, true).unwrap()).unwrap();
+            assert_eq!(v["think"], think, "{effort}");
+        }
+        req.reasoning_effort = Some("minimal".into());
+        let Err(e) = wire_request("ollama", &req, true) else {
+            panic!("refused")
+        };
+        assert!(matches!(e, ProviderError::Unsupported { .. }), "{e}");
+        assert!(e.to_string().contains("\"minimal\""), "{e}");
+
+        let stream = concat!(
+            "{\"model\":\"gpt-oss:20b\",\"message\":{\"role\":\"assistant\",\"content\":\"\",\"thinking\":\"Six\"},\"done\":false}\n",
+            "{\"model\":\"gpt-oss:20b\",\"message\":{\"role\":\"assistant\",\"content\":\"6\"},\"done\":false}\n",
+            "{\"model\":\"gpt-oss:20b\",\"message\":{\"role\":\"assistant\",\"content\":\"\"},\"done\":true,\"done_reason\":\"stop\"}\n",
+        );
+        assert_eq!(
+            decode_all(&[stream.as_bytes()]).unwrap(),
+            vec![
+                StreamEvent::Reasoning { text: "Six".into() },
+                StreamEvent::Delta { text: "6".into() },
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Stop
+                },
+            ]
+        );
     }
 }

@@ -443,11 +443,29 @@ byte_keyed!(WireChoice {
 struct WireResponseMessage {
     content: Option<String>,
     tool_calls: Option<Vec<WireResponseToolCall>>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
 }
 byte_keyed!(WireResponseMessage {
     content,
-    tool_calls
+    tool_calls,
+    reasoning_content,
+    reasoning
 });
+
+/// A reasoning model's thoughts, where compatible servers put them: `reasoning_content`
+/// (DeepSeek, vLLM, llama.cpp, LM Studio) or `reasoning` (Ollama's and OpenRouter's). Read as
+/// values: a server that sends something other than a string there (OpenRouter's request-side
+/// `reasoning` is an object) has its answer read all the same, without the thoughts.
+fn reasoning_of(reasoning_content: Option<Value>, reasoning: Option<Value>) -> Option<String> {
+    [reasoning_content, reasoning]
+        .into_iter()
+        .flatten()
+        .find_map(|v| match v {
+            Value::String(text) if !text.is_empty() => Some(text),
+            _ => None,
+        })
+}
 
 #[derive(Default)]
 struct WireResponseToolCall {
@@ -497,6 +515,9 @@ fn parse_response(
         .message
         .ok_or_else(|| protocol(provider, "chat completion choice has no message"))?;
     let mut events = Vec::new();
+    if let Some(text) = reasoning_of(message.reasoning_content, message.reasoning) {
+        events.push(StreamEvent::Reasoning { text });
+    }
     if let Some(text) = message.content.filter(|t| !t.is_empty()) {
         events.push(StreamEvent::Delta { text });
     }
@@ -561,10 +582,14 @@ byte_keyed!(ChunkChoice {
 struct ChunkDelta {
     content: Option<String>,
     tool_calls: Option<Vec<DeltaToolCall>>,
+    reasoning_content: Option<Value>,
+    reasoning: Option<Value>,
 }
 byte_keyed!(ChunkDelta {
     content,
-    tool_calls
+    tool_calls,
+    reasoning_content,
+    reasoning
 });
 
 #[derive(Default)]
@@ -643,6 +668,8 @@ impl Shape {
         choice.delta.as_ref().is_some_and(|delta| {
             delta.content.as_deref().is_some_and(|t| !t.is_empty())
                 && delta.tool_calls.is_none()
+                && delta.reasoning_content.is_none()
+                && delta.reasoning.is_none()
                 && choice.finish_reason.is_none()
                 && chunk.usage.is_none()
                 && chunk.error.is_none()
@@ -794,6 +821,9 @@ impl OpenAiDecoder {
         }
         for choice in chunk.choices {
             if let Some(delta) = choice.delta {
+                if let Some(text) = reasoning_of(delta.reasoning_content, delta.reasoning) {
+                    out.push_back(StreamEvent::Reasoning { text });
+                }
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
                     out.push_back(StreamEvent::Delta { text });
                 }
@@ -975,7 +1005,7 @@ mod tests {
         ) {
             let mut delta = serde_json::Map::new();
             for (k, v) in &noise {
-                if !["content", "tool_calls"].contains(&k.as_str()) {
+                if !["content", "tool_calls", "reasoning_content", "reasoning"].contains(&k.as_str()) {
                     delta.insert(k.clone(), json!(v));
                 }
             }
@@ -1002,6 +1032,8 @@ mod tests {
                                 arguments: Some(text.clone()),
                             }),
                         }]),
+                        reasoning_content: None,
+                        reasoning: None,
                     }),
                     finish_reason: finish.clone(),
                 }],
@@ -1038,7 +1070,7 @@ mod tests {
     fn shaped(kind: u8, text: &str) -> String {
         let t = json!(text).to_string();
         let head = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":"#;
-        match kind % 8 {
+        match kind % 10 {
             0 => format!(r#"{head}{{"content":{t}}},"logprobs":null,"finish_reason":null}}]}}"#),
             1 => format!(r#"{head}{{"role":"assistant","content":{t}}},"finish_reason":null}}]}}"#),
             // The text slot of layout 0 holding a string and another key.
@@ -1054,6 +1086,14 @@ mod tests {
             5 => format!(r#"{head}{{"content": {t} }},"logprobs":null,"finish_reason":null}}]}}"#),
             6 => format!(
                 r#"{head}{{"content":{t}}},"logprobs":null,"finish_reason":null}}],"usage":{{"prompt_tokens":1,"completion_tokens":2}}}}"#
+            ),
+            // DeepSeek's: the reasoning's slot beside the text, null while answering.
+            7 => format!(
+                r#"{head}{{"content":{t},"reasoning_content":null}},"logprobs":null,"finish_reason":null}}]}}"#
+            ),
+            // …and the text's slot null while reasoning.
+            8 => format!(
+                r#"{head}{{"content":null,"reasoning_content":{t}}},"logprobs":null,"finish_reason":null}}]}}"#
             ),
             _ => format!(r#"{head}{{"content":null}},"logprobs":null,"finish_reason":null}}]}}"#),
         }
@@ -1088,7 +1128,7 @@ mod tests {
         /// as with every chunk decoded in full.
         #[test]
         fn shapes_never_change_what_a_stream_decodes_to(
-            chunks in proptest::collection::vec((0u8..8, "\\PC{0,12}"), 0..12),
+            chunks in proptest::collection::vec((0u8..10, "\\PC{0,12}"), 0..12),
         ) {
             let events: Vec<String> = chunks.iter().map(|(k, t)| shaped(*k, t)).collect();
             let fast = decode_events(&events, true).map_err(|e| e.to_string());
@@ -1145,6 +1185,79 @@ mod tests {
                 finish_reason: FinishReason::ToolCalls,
             },
         ]
+    }
+
+    #[test]
+    fn reasoning_comes_out_of_each_servers_field_and_before_the_answer() {
+        // DeepSeek's and vLLM's `reasoning_content`, the text's slot null meanwhile.
+        let deepseek = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"reasoning_content\":\"\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"Two and \"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":null,\"reasoning_content\":\"two.\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"4\",\"reasoning_content\":null}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\".\",\"reasoning_content\":null},\"finish_reason\":\"stop\"}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        let expected = vec![
+            StreamEvent::Reasoning {
+                text: "Two and ".into(),
+            },
+            StreamEvent::Reasoning {
+                text: "two.".into(),
+            },
+            StreamEvent::Delta { text: "4".into() },
+            StreamEvent::Delta { text: ".".into() },
+            StreamEvent::Done {
+                finish_reason: FinishReason::Stop,
+            },
+        ];
+        let bytes = deepseek.as_bytes();
+        for i in 0..=bytes.len() {
+            assert_eq!(
+                decode_all(&[&bytes[..i], &bytes[i..]]).unwrap(),
+                expected,
+                "split at {i}"
+            );
+        }
+        // Ollama's and OpenRouter's `reasoning`; a value that is not text is passed over.
+        let ollama = concat!(
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\",\"reasoning\":\"Hm\"}}]}\n\n",
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\",\"reasoning\":{\"effort\":\"low\"}}}]}\n\n",
+            "data: [DONE]\n\n",
+        );
+        assert_eq!(
+            decode_all(&[ollama.as_bytes()]).unwrap(),
+            vec![
+                StreamEvent::Reasoning { text: "Hm".into() },
+                StreamEvent::Delta { text: "Hi".into() },
+                StreamEvent::Done {
+                    finish_reason: FinishReason::Stop
+                },
+            ]
+        );
+        // A whole answer: the reasoning beside the text.
+        let whole = br#"{"model":"deepseek-reasoner","choices":[{"index":0,"message":{"role":"assistant","content":"4.","reasoning_content":"Two and two."},"finish_reason":"stop"}]}"#;
+        let r = parse_response("openai", whole, "asked").unwrap();
+        assert_eq!(
+            (r.message.reasoning.as_str(), r.message.content.as_str()),
+            ("Two and two.", "4.")
+        );
+        let ollama_whole = br#"{"choices":[{"message":{"content":"Hi","reasoning":"Hm"},"finish_reason":"stop"}]}"#;
+        let r = parse_response("openai", ollama_whole, "asked").unwrap();
+        assert_eq!(r.message.reasoning, "Hm");
+    }
+
+    #[test]
+    fn reasoning_is_not_sent_back() {
+        // DeepSeek refuses a request whose messages carry `reasoning_content`.
+        let mut earlier = Message::assistant("4.");
+        earlier.reasoning = "Two and two.".into();
+        let request = ChatRequest::new("m", vec![Message::user("2+2?"), earlier]);
+        let v = serde_json::to_value(wire_request(&request, false, false)).unwrap();
+        assert_eq!(
+            v["messages"][1],
+            json!({"role": "assistant", "content": "4."})
+        );
     }
 
     #[test]

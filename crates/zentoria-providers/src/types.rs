@@ -43,6 +43,34 @@ pub struct Message {
     /// For [`Role::Tool`] messages: the [`ToolCall::id`] this message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// What a reasoning model thought before this assistant turn's answer, as text: Ollama's
+    /// `thinking`, the `reasoning_content` of DeepSeek, vLLM and llama.cpp, Anthropic's
+    /// thinking blocks. Sent back only to Ollama (see [`Message::thinking_blocks`] for
+    /// Anthropic); OpenAI-compatible servers refuse or ignore it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reasoning: String,
+    /// Anthropic's signed thinking blocks of this assistant turn, to be sent back as they came:
+    /// Anthropic requires them before a turn's tool calls when thinking is on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking_blocks: Vec<ThinkingBlock>,
+}
+
+/// One of Anthropic's thinking blocks, as its API sends and takes it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    /// Reasoning in the clear, signed so that Anthropic can tell it was its own.
+    Thinking {
+        /// The reasoning's text.
+        thinking: String,
+        /// Anthropic's signature over it.
+        signature: String,
+    },
+    /// Reasoning Anthropic's safety systems encrypted.
+    RedactedThinking {
+        /// The encrypted reasoning.
+        data: String,
+    },
 }
 
 impl Message {
@@ -52,6 +80,8 @@ impl Message {
             content: content.into(),
             tool_calls: Vec::new(),
             tool_call_id: None,
+            reasoning: String::new(),
+            thinking_blocks: Vec::new(),
         }
     }
 
@@ -253,7 +283,8 @@ impl Usage {
 
 /// One normalized streaming event.
 ///
-/// A successful stream is a sequence of `Delta` and `ToolCall` events, then at most one `Usage`,
+/// A successful stream is a sequence of `Reasoning`, `ThinkingBlock`, `Delta` and `ToolCall`
+/// events, then at most one `Usage`,
 /// then exactly one `Done`, after which the stream ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -263,6 +294,14 @@ pub enum StreamEvent {
         /// The text fragment.
         text: String,
     },
+    /// A piece of the model's reasoning, before its answer.
+    Reasoning {
+        /// The text fragment.
+        text: String,
+    },
+    /// A whole signed thinking block (Anthropic), after the [`StreamEvent::Reasoning`]
+    /// pieces of its text: what must be sent back with the turn ([`Message::thinking_blocks`]).
+    ThinkingBlock(ThinkingBlock),
     /// A complete tool call with parsed arguments.
     ToolCall(ToolCall),
     /// Token usage for the whole response.
@@ -307,6 +346,8 @@ pub struct ModelInfo {
 #[derive(Debug, Default)]
 pub(crate) struct ResponseBuilder {
     text: String,
+    reasoning: String,
+    thinking_blocks: Vec<ThinkingBlock>,
     tool_calls: Vec<ToolCall>,
     usage: Option<Usage>,
     finish_reason: Option<FinishReason>,
@@ -316,6 +357,8 @@ impl ResponseBuilder {
     pub(crate) fn push(&mut self, event: StreamEvent) {
         match event {
             StreamEvent::Delta { text } => self.text.push_str(&text),
+            StreamEvent::Reasoning { text } => self.reasoning.push_str(&text),
+            StreamEvent::ThinkingBlock(block) => self.thinking_blocks.push(block),
             StreamEvent::ToolCall(call) => self.tool_calls.push(call),
             StreamEvent::Usage(usage) => self.usage = Some(usage),
             StreamEvent::Done { finish_reason } => self.finish_reason = Some(finish_reason),
@@ -329,7 +372,11 @@ impl ResponseBuilder {
     /// Builds the response. Callers must check [`Self::is_done`] first.
     pub(crate) fn finish(self, model: String) -> ChatResponse {
         ChatResponse {
-            message: Message::assistant_tool_calls(self.text, self.tool_calls),
+            message: Message {
+                reasoning: self.reasoning,
+                thinking_blocks: self.thinking_blocks,
+                ..Message::assistant_tool_calls(self.text, self.tool_calls)
+            },
             finish_reason: self.finish_reason.unwrap_or(FinishReason::Stop),
             usage: self.usage,
             model,

@@ -213,3 +213,64 @@ async fn what_anthropic_cannot_do_is_refused_without_a_request() {
     assert!(matches!(err, ProviderError::Unsupported { .. }), "{err}");
     assert!(fake.chat_requests().is_empty());
 }
+
+/// With `reasoning_effort`, Claude thinks within a budget; a turn that thought and called a
+/// tool goes back with its signed thinking first, as the API requires to continue the loop.
+#[tokio::test]
+async fn a_tool_loop_with_thinking_sends_the_signed_thinking_back() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let provider = fake.provider(fast_options());
+    let mut req = ChatRequest::new("fake-model", vec![Message::user("weather in Paris?")]);
+    req.tools = vec![common::weather_tool()];
+    req.reasoning_effort = Some("low".into());
+    fake.push(Reply::Complete(
+        Completion::tools(
+            &[],
+            vec![FakeCall::new(
+                "toolu_1",
+                "get_weather",
+                &["{\"city\": \"Paris\"}"],
+            )],
+        )
+        .thinking(&["Need ", "the weather."]),
+    ));
+    let turn = provider
+        .chat_stream(&req)
+        .await
+        .unwrap()
+        .collect_response()
+        .await
+        .unwrap();
+    assert_eq!(turn.message.reasoning, "Need the weather.");
+    assert_eq!(turn.message.tool_calls.len(), 1);
+    let body = fake.last_body();
+    assert_eq!(
+        body["thinking"],
+        json!({"type": "enabled", "budget_tokens": 1024})
+    );
+    assert_eq!(
+        body["max_tokens"],
+        json!(AnthropicClient::DEFAULT_MAX_TOKENS + 1024)
+    );
+
+    req.messages.push(turn.message.clone());
+    req.messages.push(Message::tool_result("toolu_1", "sunny"));
+    fake.push(Reply::Complete(Completion::text(&["Sunny."])));
+    let answer = provider.chat(&req).await.unwrap();
+    assert_eq!(answer.message.content, "Sunny.");
+    let sent = &fake.last_body()["messages"][1]["content"];
+    assert_eq!(
+        sent[0],
+        json!({"type": "thinking", "thinking": "Need the weather.", "signature": common::render::SIGNATURE})
+    );
+    assert_eq!(sent[1]["type"], "tool_use");
+
+    // Without its thinking the turn is refused, as Anthropic refuses it.
+    let mut bare = req.clone();
+    bare.messages[1].thinking_blocks.clear();
+    let err = provider.chat(&bare).await.unwrap_err();
+    assert!(
+        err.to_string().contains("must start with a thinking block"),
+        "{err}"
+    );
+}

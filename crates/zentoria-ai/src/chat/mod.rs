@@ -660,7 +660,11 @@ impl Chat {
                             return Some((ChatEvent::Delta { text }, (upstream, Some(pending))));
                         }
                         Some(Ok(StreamEvent::Usage(u))) => pending.usage = Some(u),
-                        Some(Ok(StreamEvent::ToolCall(_))) => {}
+                        Some(Ok(
+                            StreamEvent::ToolCall(_)
+                            | StreamEvent::Reasoning { .. }
+                            | StreamEvent::ThinkingBlock(_),
+                        )) => {}
                         Some(Ok(StreamEvent::Done { finish_reason })) => {
                             let model = pending.model();
                             let event =

@@ -17,8 +17,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
-    ChatRequest, FinishReason, Message, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice,
-    ToolSpec, Usage,
+    ChatRequest, FinishReason, Message, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall,
+    ToolChoice, ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -390,6 +390,12 @@ struct WireMessage {
     content: Content,
     tool_calls: Option<Vec<WireCall>>,
     tool_call_id: Option<String>,
+    /// An earlier answer's reasoning, as this gateway (and DeepSeek) sends it…
+    reasoning_content: Option<String>,
+    /// …or as Ollama's and OpenRouter's OpenAI-compatible APIs do.
+    reasoning: Option<String>,
+    /// An earlier answer's signed thinking blocks (Claude's), sent back as they came.
+    thinking_blocks: Option<Vec<ThinkingBlock>>,
 }
 
 #[derive(Deserialize)]
@@ -691,11 +697,22 @@ fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
             })
         })
         .collect::<Result<Vec<_>, Error>>()?;
+    // What a model thought belongs to the turns it answered.
+    let (reasoning, thinking_blocks) = if role == Role::Assistant {
+        (
+            m.reasoning_content.or(m.reasoning).unwrap_or_default(),
+            m.thinking_blocks.unwrap_or_default(),
+        )
+    } else {
+        Default::default()
+    };
     Ok(Message {
         role,
         content: m.content.0,
         tool_calls,
         tool_call_id: m.tool_call_id,
+        reasoning,
+        thinking_blocks,
     })
 }
 
@@ -739,6 +756,16 @@ fn completion(id: &str, created: i64, answer: &zentoria_ai::ChatResponse) -> Vec
         write_str(&mut out, &m.content);
     }
     out.extend_from_slice(b",\"refusal\":null");
+    // A reasoning model's thoughts where DeepSeek and LiteLLM put them; Claude's signed
+    // blocks as LiteLLM names them, for the client to send back with the turn.
+    if !m.reasoning.is_empty() {
+        out.extend_from_slice(b",\"reasoning_content\":");
+        write_str(&mut out, &m.reasoning);
+    }
+    if !m.thinking_blocks.is_empty() {
+        out.extend_from_slice(b",\"thinking_blocks\":");
+        write_json(&mut out, &m.thinking_blocks);
+    }
     if !m.tool_calls.is_empty() {
         out.extend_from_slice(b",\"tool_calls\":");
         let calls: Vec<WireToolCall<'_>> = m
@@ -812,6 +839,8 @@ struct Delta<'a> {
     content: Option<&'a str>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireToolCall<'a>>,
+    #[serde(skip_serializing_if = "<[ThinkingBlock]>::is_empty")]
+    thinking_blocks: &'a [ThinkingBlock],
 }
 
 /// Makes one answer's server-sent events: `data: {json}` and a blank line, written straight
@@ -901,6 +930,14 @@ impl Chunker {
         out.extend_from_slice(b"},\"finish_reason\":null,\"logprobs\":null}]}\n\n");
     }
 
+    /// A piece of the model's reasoning, as DeepSeek streams it.
+    fn reasoning(&self, out: &mut Vec<u8>, text: &str) {
+        self.start(out, text.len());
+        out.extend_from_slice(b"\"choices\":[{\"index\":0,\"delta\":{\"reasoning_content\":");
+        write_str(out, text);
+        out.extend_from_slice(b"},\"finish_reason\":null,\"logprobs\":null}]}\n\n");
+    }
+
     fn usage(&self, out: &mut Vec<u8>, u: &Usage) {
         self.start(out, 0);
         out.extend_from_slice(b"\"choices\":[],\"usage\":");
@@ -965,6 +1002,15 @@ impl Chunks {
         let chunks = &self.chunker;
         match item {
             Ok(StreamEvent::Delta { text }) => chunks.text(out, &text),
+            Ok(StreamEvent::Reasoning { text }) => chunks.reasoning(out, &text),
+            Ok(StreamEvent::ThinkingBlock(block)) => chunks.delta(
+                out,
+                Delta {
+                    thinking_blocks: std::slice::from_ref(&block),
+                    ..Delta::default()
+                },
+                None,
+            ),
             Ok(StreamEvent::ToolCall(call)) => {
                 let c = WireToolCall::of(Some(self.tool_index), &call);
                 self.tool_index += 1;
@@ -1422,6 +1468,8 @@ mod tests {
                     content: content.into(),
                     tool_calls,
                     tool_call_id: None,
+                    reasoning: String::new(),
+                    thinking_blocks: Vec::new(),
                 },
                 finish_reason,
                 usage: Some(Usage {
@@ -1472,6 +1520,93 @@ mod tests {
             json!([{"id": "call_1", "type": "function", "function": {"name": "search", "arguments": "{\"q\":\"x\"}"}}])
         );
         assert_eq!(got["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn reasoning_is_answered_beside_the_text_and_streamed_before_it() {
+        let block = ThinkingBlock::Thinking {
+            thinking: "Two and two.".into(),
+            signature: "sig==".into(),
+        };
+        let answer = zentoria_ai::ChatResponse {
+            message: Message {
+                reasoning: "Two and \"two\".".into(),
+                thinking_blocks: vec![block.clone()],
+                ..Message::assistant("4.")
+            },
+            finish_reason: FinishReason::Stop,
+            usage: None,
+            model: "m".into(),
+            upstream_wait: Duration::ZERO,
+        };
+        let got: Value = serde_json::from_slice(&completion("c", 1, &answer)).unwrap();
+        assert_eq!(
+            got["choices"][0]["message"],
+            json!({
+                "role": "assistant", "content": "4.", "refusal": null,
+                "reasoning_content": "Two and \"two\".",
+                "thinking_blocks": [{"type": "thinking", "thinking": "Two and two.", "signature": "sig=="}],
+            })
+        );
+
+        let seen = polls(vec![
+            Some(Ok(StreamEvent::Reasoning {
+                text: "Two and ".into(),
+            })),
+            Some(Ok(StreamEvent::Reasoning {
+                text: "\"two\".".into(),
+            })),
+            Some(Ok(StreamEvent::ThinkingBlock(block))),
+            delta("4."),
+            done(),
+        ]);
+        let deltas: Vec<Value> = events(&seen[0])
+            .into_iter()
+            .filter_map(|e| e.pointer("/choices/0/delta").cloned())
+            .collect();
+        assert_eq!(
+            deltas[1..5],
+            [
+                json!({"reasoning_content": "Two and "}),
+                json!({"reasoning_content": "\"two\"."}),
+                json!({"thinking_blocks": [{"type": "thinking", "thinking": "Two and two.", "signature": "sig=="}]}),
+                json!({"content": "4."}),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_earlier_answers_reasoning_is_read_back_on_assistant_turns_only() {
+        let p = parse(json!({
+            "messages": [
+                {"role": "user", "content": "2+2?", "reasoning_content": "not the user's"},
+                {"role": "assistant", "content": "4.", "reasoning_content": "Two and two.",
+                 "thinking_blocks": [{"type": "thinking", "thinking": "Two and two.", "signature": "sig=="},
+                                     {"type": "redacted_thinking", "data": "enc=="}]},
+                {"role": "assistant", "content": "6.", "reasoning": "Three and three."},
+            ],
+        }))
+        .unwrap();
+        let m = &p.request.messages;
+        assert_eq!(m[0].reasoning, "");
+        assert_eq!(m[1].reasoning, "Two and two.");
+        assert_eq!(
+            m[1].thinking_blocks,
+            vec![
+                ThinkingBlock::Thinking {
+                    thinking: "Two and two.".into(),
+                    signature: "sig==".into()
+                },
+                ThinkingBlock::RedactedThinking {
+                    data: "enc==".into()
+                },
+            ]
+        );
+        assert_eq!(m[2].reasoning, "Three and three.");
+        let bad = parse(json!({
+            "messages": [{"role": "assistant", "content": "x", "thinking_blocks": [{"type": "thought"}]}],
+        }));
+        assert!(bad.is_err());
     }
 
     #[test]

@@ -58,6 +58,8 @@ impl FakeCall {
 #[derive(Clone, Debug)]
 pub struct Completion {
     pub model: String,
+    /// What the model thinks before its answer, piece by piece (each provider's own field).
+    pub reasoning: Vec<String>,
     pub text: Vec<String>,
     pub tool_calls: Vec<FakeCall>,
     /// Native finish/stop reason; `None` picks the natural one for the content.
@@ -70,6 +72,7 @@ impl Completion {
     pub fn text(pieces: &[&str]) -> Self {
         Self {
             model: "fake-model".into(),
+            reasoning: Vec::new(),
             text: pieces.iter().map(|s| s.to_string()).collect(),
             tool_calls: Vec::new(),
             finish: None,
@@ -83,6 +86,11 @@ impl Completion {
             tool_calls: calls,
             ..Self::text(text)
         }
+    }
+
+    pub fn thinking(mut self, pieces: &[&str]) -> Self {
+        self.reasoning = pieces.iter().map(|s| s.to_string()).collect();
+        self
     }
 
     pub fn finish(mut self, reason: &str) -> Self {

@@ -6,6 +6,9 @@ use serde_json::{Value, json};
 
 use super::{API_KEY, Completion};
 
+/// The signature the fake Anthropic puts on its thinking.
+pub const SIGNATURE: &str = "EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds";
+
 /// Which provider protocol a fake speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Wire {
@@ -124,6 +127,8 @@ impl Wire {
                             "messages: roles must be \"user\" or \"assistant\"".into(),
                         ));
                     }
+                    check_thinking(body)
+                        .map_err(|message| (400, "invalid_request_error", message))?;
                 }
             }
             Wire::Ollama => {}
@@ -223,6 +228,9 @@ impl Wire {
         match self {
             Wire::OpenAi => {
                 let mut message = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { json!(text) }});
+                if !c.reasoning.is_empty() {
+                    message["reasoning_content"] = json!(c.reasoning.concat());
+                }
                 if !c.tool_calls.is_empty() {
                     message["tool_calls"] = c
                         .tool_calls
@@ -239,6 +247,9 @@ impl Wire {
             }
             Wire::Anthropic => {
                 let mut content = Vec::new();
+                if !c.reasoning.is_empty() {
+                    content.push(json!({"type": "thinking", "thinking": c.reasoning.concat(), "signature": SIGNATURE}));
+                }
                 if !text.is_empty() {
                     content.push(json!({"type": "text", "text": text}));
                 }
@@ -253,6 +264,9 @@ impl Wire {
             }
             Wire::Ollama => {
                 let mut message = json!({"role": "assistant", "content": text});
+                if !c.reasoning.is_empty() {
+                    message["thinking"] = json!(c.reasoning.concat());
+                }
                 if !c.tool_calls.is_empty() {
                     message["tool_calls"] = c
                         .tool_calls
@@ -289,6 +303,17 @@ fn render_openai(c: &Completion, finish: &str) -> Vec<Chunk> {
         &chunk(json!({"role": "assistant", "content": ""}), Value::Null),
         false,
     )];
+    // DeepSeek's layout: the text's slot null while reasoning.
+    for piece in &c.reasoning {
+        out.push(sse(
+            None,
+            &chunk(
+                json!({"content": null, "reasoning_content": piece}),
+                Value::Null,
+            ),
+            false,
+        ));
+    }
     for piece in &c.text {
         out.push(sse(
             None,
@@ -343,6 +368,31 @@ fn render_anthropic(c: &Completion, finish: &str) -> Vec<Chunk> {
         sse(Some("ping"), &json!({"type": "ping"}), false),
     ];
     let mut index = 0;
+    if !c.reasoning.is_empty() {
+        out.push(sse(
+            Some("content_block_start"),
+            &json!({"type": "content_block_start", "index": index, "content_block": {"type": "thinking", "thinking": "", "signature": ""}}),
+            false,
+        ));
+        for piece in &c.reasoning {
+            out.push(sse(
+                Some("content_block_delta"),
+                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "thinking_delta", "thinking": piece}}),
+                false,
+            ));
+        }
+        out.push(sse(
+            Some("content_block_delta"),
+            &json!({"type": "content_block_delta", "index": index, "delta": {"type": "signature_delta", "signature": SIGNATURE}}),
+            false,
+        ));
+        out.push(sse(
+            Some("content_block_stop"),
+            &json!({"type": "content_block_stop", "index": index}),
+            false,
+        ));
+        index += 1;
+    }
     if !c.text.is_empty() {
         out.push(sse(
             Some("content_block_start"),
@@ -401,6 +451,13 @@ fn render_anthropic(c: &Completion, finish: &str) -> Vec<Chunk> {
 
 fn render_ollama(c: &Completion, finish: &str) -> Vec<Chunk> {
     let mut out = Vec::new();
+    for piece in &c.reasoning {
+        out.push(line(
+            &json!({"model": c.model, "created_at": "2024-05-01T00:00:00Z",
+                    "message": {"role": "assistant", "content": "", "thinking": piece}, "done": false}),
+            false,
+        ));
+    }
     for piece in &c.text {
         out.push(line(
             &json!({"model": c.model, "created_at": "2024-05-01T00:00:00Z",
@@ -428,4 +485,50 @@ fn render_ollama(c: &Completion, finish: &str) -> Vec<Chunk> {
         false,
     ));
     out
+}
+
+/// Extended thinking's rules, as the Messages API documents and enforces them: a budget of at
+/// least 1,024 tokens below `max_tokens`; with thinking on, the last assistant turn that called
+/// tools starts with its thinking blocks, sent back unchanged (signatures verified).
+fn check_thinking(body: &Value) -> Result<(), String> {
+    for message in body["messages"].as_array().into_iter().flatten() {
+        for block in message["content"].as_array().into_iter().flatten() {
+            if block["type"] == "thinking" && block["signature"] != SIGNATURE {
+                return Err("Invalid `signature` in `thinking` block".into());
+            }
+        }
+    }
+    let thinking = &body["thinking"];
+    if thinking.is_null() || thinking["type"] == "disabled" {
+        return Ok(());
+    }
+    let budget = thinking["budget_tokens"].as_u64().unwrap_or(0);
+    if budget < 1024 {
+        return Err(
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into(),
+        );
+    }
+    if body["max_tokens"].as_u64().unwrap_or(0) <= budget {
+        return Err("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+    }
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    if let Some((i, last)) = messages
+        .iter()
+        .enumerate()
+        .rev()
+        .find(|(_, m)| m["role"] == "assistant")
+    {
+        let blocks = last["content"].as_array().cloned().unwrap_or_default();
+        let calls = blocks.iter().any(|b| b["type"] == "tool_use");
+        let first = blocks
+            .first()
+            .map(|b| b["type"].clone())
+            .unwrap_or_default();
+        if calls && first != "thinking" && first != "redacted_thinking" {
+            return Err(format!(
+                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found {first}. When `thinking` is enabled, a final `assistant` message must start with a thinking block"
+            ));
+        }
+    }
+    Ok(())
 }

@@ -25,6 +25,7 @@ macro_rules! provider_suite {
             breaker_opens_and_recovers, dropping_stream_closes_connection, lists_models,
             upstream_error_after_first_token_is_not_retried, connect_error_is_retried_and_reported,
             oversized_response_is_refused, upstream_wait_covers_retries,
+            reasoning_comes_before_the_answer,
         );
     };
     (@tests $wire:expr; $($name:ident),* $(,)?) => {
@@ -645,4 +646,40 @@ pub async fn upstream_wait_covers_retries(wire: Wire) {
     let (events, error) = drain(stream).await;
     assert_eq!(error, None);
     assert!(events.iter().any(|e| matches!(e, StreamEvent::Done { .. })));
+}
+
+/// A reasoning model's thoughts, from each provider's own field, come before its answer,
+/// streamed piece by piece and whole.
+pub async fn reasoning_comes_before_the_answer(wire: Wire) {
+    let fake = Fake::start(wire).await;
+    let provider = fake.provider(fast_options());
+    let answer = || Completion::text(&["4."]).thinking(&["Two and ", "two."]);
+    fake.push(Reply::Complete(answer()));
+    let (events, error) = drain(provider.chat_stream(&request()).await.unwrap()).await;
+    assert_eq!(error, None);
+    let mut expected = vec![
+        StreamEvent::Reasoning {
+            text: "Two and ".into(),
+        },
+        StreamEvent::Reasoning {
+            text: "two.".into(),
+        },
+    ];
+    let blocks = if wire == Wire::Anthropic {
+        vec![zentoria_providers::ThinkingBlock::Thinking {
+            thinking: "Two and two.".into(),
+            signature: super::render::SIGNATURE.into(),
+        }]
+    } else {
+        Vec::new()
+    };
+    expected.extend(blocks.iter().cloned().map(StreamEvent::ThinkingBlock));
+    expected.extend([delta("4."), usage(), done(FinishReason::Stop)]);
+    assert_eq!(events, expected);
+
+    fake.push(Reply::Complete(answer()));
+    let whole = provider.chat(&request()).await.unwrap();
+    assert_eq!(whole.message.reasoning, "Two and two.");
+    assert_eq!(whole.message.content, "4.");
+    assert_eq!(whole.message.thinking_blocks, blocks);
 }

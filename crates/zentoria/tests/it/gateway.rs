@@ -549,6 +549,70 @@ async fn tool_choice_json_answers_and_seeds_reach_the_provider_or_are_refused() 
     }
 }
 
+/// A reasoning model's thoughts come back where DeepSeek and LiteLLM put them, whole and
+/// streamed, and are not sent on to an OpenAI-compatible server when the client sends the turn
+/// back (DeepSeek refuses them there).
+#[tokio::test]
+async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let ask = |stream: bool| {
+        json!({"model": "openai/gpt-4o-mini", "stream": stream, "reasoning_effort": "high",
+            "messages": [{"role": "user", "content": "2+2?"}]})
+    };
+    let r = chat(&s, &key, ask(false)).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    let message = &v["choices"][0]["message"];
+    assert_eq!(
+        message["reasoning_content"],
+        "thinking highly about \"2+2?\""
+    );
+    assert_eq!(message["content"], "echo: 2+2?");
+
+    let r = chat(&s, &key, ask(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let (mut reasoning, mut content, mut order) = (String::new(), String::new(), Vec::new());
+    for data in text.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(data).unwrap();
+        let delta = &chunk["choices"][0]["delta"];
+        if let Some(r) = delta["reasoning_content"].as_str() {
+            reasoning.push_str(r);
+            order.push('r');
+        }
+        if let Some(c) = delta["content"].as_str().filter(|c| !c.is_empty()) {
+            content.push_str(c);
+            order.push('c');
+        }
+    }
+    assert_eq!(reasoning, "thinking highly about \"2+2?\"");
+    assert_eq!(content, "echo: 2+2?");
+    assert_eq!(order.iter().collect::<String>(), "rrccc", "{text}");
+
+    // The turn sent back: its thoughts stay here.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": "4.", "reasoning_content": "Two and two."},
+            {"role": "user", "content": "and 3+3?"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["messages"][1],
+        json!({"role": "assistant", "content": "4."})
+    );
+    assert!(sent.get("reasoning_effort").is_none());
+}
+
 /// The official `openai` Python package as the client, whole and streamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_against_the_gateway() {
@@ -574,6 +638,14 @@ for chunk in client.chat.completions.create(model="mini", stream=True,
         pieces.append(chunk.choices[0].delta.content)
     if chunk.usage:
         usage = chunk.usage.total_tokens
+thought = client.chat.completions.create(model="mini", reasoning_effort="low",
+    messages=[{"role": "user", "content": "think"}]).choices[0].message
+thinking = []
+for chunk in client.chat.completions.create(model="mini", reasoning_effort="low", stream=True,
+        messages=[{"role": "user", "content": "think"}]):
+    piece = chunk.choices and getattr(chunk.choices[0].delta, "reasoning_content", None)
+    if piece:
+        thinking.append(piece)
 try:
     client.chat.completions.create(model="openai/nope", messages=[{"role": "user", "content": "x"}])
     error = None
@@ -583,7 +655,8 @@ emb = client.embeddings.create(model="openai/text-embedding-3-small", input=["al
 shaped = client.chat.completions.create(model="mini", seed=3, response_format={"type": "json_object"},
     tools=[{"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}],
     tool_choice="none", messages=[{"role": "user", "content": "json please"}])
-print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
+print(json.dumps({"reasoning": [thought.reasoning_content, thought.content, "".join(thinking)],
+    "ids": ids, "whole": whole.choices[0].message.content,
     "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error,
     "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]],
     "shaped": shaped.choices[0].message.content, "retrieved": retrieved}))
@@ -620,6 +693,14 @@ print(json.dumps({"ids": ids, "whole": whole.choices[0].message.content,
     assert_eq!(v["emb"][2], "openai/text-embedding-3-small");
     assert_eq!(v["shaped"], "echo: json please");
     assert_eq!(v["retrieved"], "openai/gpt-4o-mini");
+    assert_eq!(
+        v["reasoning"],
+        json!([
+            "thinking lowly about \"think\"",
+            "echo: think",
+            "thinking lowly about \"think\""
+        ])
+    );
     let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
     assert_eq!(
         sent["response_format"],

@@ -6,7 +6,10 @@
 //! tool calls when tools are offered and the last message asks about the weather; OpenAI's
 //! error body for an unknown model, and OpenAI's 400s for `tool_choice` or `parallel_tool_calls`
 //! without tools and a JSON-object answer asked without the word "json". `GET /v1/models`
-//! lists one model. The answer echoes the last user message.
+//! lists one model. The answer echoes the last user message; asked for a `reasoning_effort`
+//! (other than "none"), it reasons first in `reasoning_content`, as DeepSeek and vLLM send it
+//! (whole: beside `content`; streamed: chunks whose `content` is null, then the text's chunks
+//! with `reasoning_content` null).
 //!
 //! Embeddings: OpenAI `POST /v1/embeddings` (`{"model", "input": [..]}` →
 //! `{"object": "list", "data": [{"object": "embedding", "index", "embedding"}], "model",
@@ -315,12 +318,20 @@ async fn openai_chat(
         body["tools"].as_array().is_some_and(|t| !t.is_empty()) && last.contains("weather");
     let stream = body["stream"].as_bool().unwrap_or(false);
     let created = 1_732_000_000;
+    // Asked to reason, it thinks aloud first, in DeepSeek's and vLLM's `reasoning_content`.
+    let reasoning = body["reasoning_effort"]
+        .as_str()
+        .filter(|e| *e != "none")
+        .map(|effort| format!("thinking {effort}ly about \"{last}\""));
     if !stream {
-        let message = if wants_tool {
+        let mut message = if wants_tool {
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}], "refusal": null})
         } else {
             json!({"role": "assistant", "content": format!("echo: {last}"), "refusal": null})
         };
+        if let Some(reasoning) = &reasoning {
+            message["reasoning_content"] = json!(reasoning);
+        }
         return Json(json!({
             "id": "chatcmpl-fake1",
             "object": "chat.completion",
@@ -373,8 +384,21 @@ async fn openai_chat(
         }
         out += &chunk(json!({}), json!("tool_calls"));
     } else {
+        if let Some(reasoning) = &reasoning {
+            let (head, tail) = reasoning.split_at(reasoning.len() / 2);
+            for piece in [head, tail] {
+                out += &chunk(
+                    json!({"content": null, "reasoning_content": piece}),
+                    Value::Null,
+                );
+            }
+        }
         for piece in ["echo", ": ", last.as_str()] {
-            out += &chunk(json!({"content": piece}), Value::Null);
+            let delta = match reasoning {
+                Some(_) => json!({"content": piece, "reasoning_content": null}),
+                None => json!({"content": piece}),
+            };
+            out += &chunk(delta, Value::Null);
         }
         out += &chunk(json!({}), json!("stop"));
     }
