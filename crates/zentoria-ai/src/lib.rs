@@ -471,7 +471,24 @@ fn check_controls(request: &ChatRequest) -> Result<()> {
             )));
         }
     }
-    Ok(())
+    check_reasoning_effort(request.reasoning_effort.as_deref())
+}
+
+/// Which levels a provider takes is the provider's to say; that a level is a short lowercase
+/// word is every request's rule.
+pub(crate) fn check_reasoning_effort(effort: Option<&str>) -> Result<()> {
+    match effort {
+        Some(effort)
+            if effort.is_empty()
+                || effort.len() > 32
+                || !effort.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
+            Err(Error::invalid(
+                "reasoning_effort must be a level such as \"low\", \"medium\" or \"high\"",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Measures a streamed answer as its events pass, and counts it once: when it ends, fails,
@@ -640,6 +657,15 @@ mod tests {
         req.tool_choice = Some(ToolChoice::Tool("g".into()));
         assert!(says(&req).contains("\"g\", which is not among the tools"));
         req.tool_choice = Some(ToolChoice::Tool("f".into()));
+        assert!(check_controls(&req).is_ok());
+        for effort in ["", "High", "low; drop", &"x".repeat(33)] {
+            req.reasoning_effort = Some(effort.to_owned());
+            assert!(
+                says(&req).contains("reasoning_effort must be"),
+                "{effort:?}"
+            );
+        }
+        req.reasoning_effort = Some("x_high".into());
         assert!(check_controls(&req).is_ok());
     }
 }

@@ -341,6 +341,7 @@ impl Chat {
         {
             return Err(Error::invalid("temperature must be between 0 and 2"));
         }
+        crate::check_reasoning_effort(req.reasoning_effort.as_deref())?;
         let session = self.own_session(p, session_id).await?;
         let route = self
             .inner
@@ -440,6 +441,7 @@ impl Chat {
             finish_reason: None,
             citations: None,
             created_at: now,
+            reasoning: None,
         };
         repo::insert_message(&self.inner.db, &user).await?;
         if session.message_count == 0 && session.title == UNTITLED {
@@ -458,6 +460,7 @@ impl Chat {
             max_tokens: Some(max_tokens),
             top_p: None,
             stop: Vec::new(),
+            reasoning_effort: req.reasoning_effort,
             ..ChatRequest::default()
         };
         Ok(Turn {
@@ -551,8 +554,14 @@ impl Chat {
     /// Answers a prepared turn whole and stores the answer.
     pub async fn answer(&self, p: &Principal, turn: Turn) -> Result<Reply> {
         let started = Instant::now();
-        let (content, model, usage, finish) = match &turn.canned {
-            Some(text) => (text.clone(), None, None, "no_sources".to_owned()),
+        let (content, reasoning, model, usage, finish) = match &turn.canned {
+            Some(text) => (
+                text.clone(),
+                String::new(),
+                None,
+                None,
+                "no_sources".to_owned(),
+            ),
             None => {
                 let answer = self
                     .inner
@@ -561,6 +570,7 @@ impl Chat {
                     .await?;
                 (
                     answer.message.content,
+                    answer.message.reasoning,
                     Some(answer.model),
                     answer.usage,
                     finish_name(&answer.finish_reason),
@@ -572,6 +582,7 @@ impl Chat {
                 &turn,
                 Answered {
                     content,
+                    reasoning,
                     model,
                     usage,
                     latency_ms: started.elapsed().as_millis() as i64,
@@ -622,6 +633,7 @@ impl Chat {
             turn: Some(turn),
             started,
             text: String::new(),
+            reasoning: String::new(),
             ttft_ms: None,
             usage: None,
         };
@@ -660,11 +672,18 @@ impl Chat {
                             return Some((ChatEvent::Delta { text }, (upstream, Some(pending))));
                         }
                         Some(Ok(StreamEvent::Usage(u))) => pending.usage = Some(u),
-                        Some(Ok(
-                            StreamEvent::ToolCall(_)
-                            | StreamEvent::Reasoning { .. }
-                            | StreamEvent::ThinkingBlock(_),
-                        )) => {}
+                        Some(Ok(StreamEvent::Reasoning { text })) => {
+                            if pending.ttft_ms.is_none() {
+                                pending.ttft_ms =
+                                    Some(pending.started.elapsed().as_millis() as i64);
+                            }
+                            pending.reasoning.push_str(&text);
+                            return Some((
+                                ChatEvent::Reasoning { text },
+                                (upstream, Some(pending)),
+                            ));
+                        }
+                        Some(Ok(StreamEvent::ToolCall(_) | StreamEvent::ThinkingBlock(_))) => {}
                         Some(Ok(StreamEvent::Done { finish_reason })) => {
                             let model = pending.model();
                             let event =
@@ -724,6 +743,7 @@ impl Chat {
                 .transpose()
                 .map_err(Error::internal)?,
             created_at: now_ms(),
+            reasoning: (!a.reasoning.is_empty()).then_some(a.reasoning),
         };
         repo::insert_message(&self.inner.db, &row).await?;
         Ok(row.into())
@@ -732,6 +752,7 @@ impl Chat {
 
 struct Answered {
     content: String,
+    reasoning: String,
     model: Option<String>,
     usage: Option<zentoria_providers::Usage>,
     latency_ms: i64,
@@ -746,6 +767,7 @@ struct Pending {
     turn: Option<Turn>,
     started: Instant,
     text: String,
+    reasoning: String,
     ttft_ms: Option<i64>,
     usage: Option<zentoria_providers::Usage>,
 }
@@ -760,6 +782,7 @@ impl Pending {
     fn answered(&mut self, finish_reason: String, model: Option<String>) -> Answered {
         Answered {
             content: std::mem::take(&mut self.text),
+            reasoning: std::mem::take(&mut self.reasoning),
             model,
             usage: self.usage,
             latency_ms: self.started.elapsed().as_millis() as i64,

@@ -66,6 +66,9 @@ pub struct MessageView {
     pub finish_reason: Option<String>,
     /// The numbered passages the answer was given, `cited` when it cites them.
     pub citations: Vec<Source>,
+    /// What a reasoning model thought before answering (asked with `reasoning_effort`, or a
+    /// model that always thinks).
+    pub reasoning: Option<String>,
     #[serde(with = "zentoria_core::time::rfc3339_ms")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
@@ -88,6 +91,7 @@ impl From<repo::MessageRow> for MessageView {
             latency_ms: r.latency_ms,
             ttft_ms: r.ttft_ms,
             finish_reason: r.finish_reason,
+            reasoning: r.reasoning,
             created_at: r.created_at,
         }
     }
@@ -160,6 +164,9 @@ pub struct SendMessage {
     pub temperature: Option<f32>,
     /// Default `ai.max_answer_tokens`.
     pub max_tokens: Option<u32>,
+    /// How hard a reasoning model thinks: `none`, `minimal`, `low`, `medium`, `high`, as
+    /// OpenAI names it (mapped per provider like the gateway's).
+    pub reasoning_effort: Option<String>,
     /// Answer as server-sent events (also with `Accept: text/event-stream`).
     pub stream: Option<bool>,
 }
@@ -180,6 +187,7 @@ pub struct DirectChat {
     pub collection: Option<String>,
     pub temperature: Option<f32>,
     pub max_tokens: Option<u32>,
+    pub reasoning_effort: Option<String>,
     pub stream: Option<bool>,
 }
 
@@ -193,6 +201,7 @@ impl DirectChat {
             collection: self.collection,
             temperature: self.temperature,
             max_tokens: self.max_tokens,
+            reasoning_effort: self.reasoning_effort,
             stream: self.stream,
         }
     }
@@ -251,6 +260,8 @@ pub enum ChatEvent {
         sources: Vec<Source>,
         warnings: Vec<Warning>,
     },
+    /// A piece of the model's reasoning, before the answer's first `delta`.
+    Reasoning { text: String },
     /// A piece of the answer.
     Delta { text: String },
     /// Last: the stored answer with its token counts, timings and citations.
@@ -275,6 +286,7 @@ impl ChatEvent {
     pub fn name(&self) -> &'static str {
         match self {
             ChatEvent::Start { .. } => "start",
+            ChatEvent::Reasoning { .. } => "reasoning",
             ChatEvent::Delta { .. } => "delta",
             ChatEvent::Done { .. } => "done",
             ChatEvent::Error { .. } => "error",

@@ -102,7 +102,7 @@ pub async fn delete_session(
     params(("id" = String, Path, description = "The session's id")),
     request_body = SendMessage,
     security(("api_key" = ["chat"]), ("bearer" = ["chat"])),
-    responses((status = 200, body = Reply, description = "The answer; with streaming, `text/event-stream` of `start`, `delta`…, `done` or `error` events (ChatEvent)"),
+    responses((status = 200, body = Reply, description = "The answer; with streaming, `text/event-stream` of `start`, `reasoning`… (a reasoning model's thoughts), `delta`…, `done` or `error` events (ChatEvent)"),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 429, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn send(

@@ -37,10 +37,12 @@ pub struct MessageRow {
     /// JSON array.
     pub citations: Option<String>,
     pub created_at: i64,
+    /// What a reasoning model thought before answering.
+    pub reasoning: Option<String>,
 }
 
 const MESSAGE_COLUMNS: &str = "id, session_id, role, content, model, prompt_tokens, \
-    completion_tokens, latency_ms, ttft_ms, finish_reason, citations, created_at";
+    completion_tokens, latency_ms, ttft_ms, finish_reason, citations, created_at, reasoning";
 
 pub async fn insert_session(db: &Db, s: &SessionRow) -> Result<()> {
     on_db!(db, pool => sqlx::query(
@@ -143,8 +145,9 @@ pub async fn insert_message(db: &Db, m: &MessageRow) -> Result<()> {
 async fn insert_message_in(tx: &mut Tx, m: &MessageRow) -> Result<()> {
     on_tx!(tx, t => sqlx::query(
         "INSERT INTO chat_messages (id, session_id, role, content, model, prompt_tokens,
-             completion_tokens, latency_ms, ttft_ms, finish_reason, citations, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             completion_tokens, latency_ms, ttft_ms, finish_reason, citations, created_at,
+             reasoning)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind(&m.id)
     .bind(&m.session_id)
@@ -158,6 +161,7 @@ async fn insert_message_in(tx: &mut Tx, m: &MessageRow) -> Result<()> {
     .bind(&m.finish_reason)
     .bind(&m.citations)
     .bind(m.created_at)
+    .bind(&m.reasoning)
     .execute(&mut **t)
     .await
     .map(|_| ()))

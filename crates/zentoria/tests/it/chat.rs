@@ -719,3 +719,130 @@ async fn chat_streams_over_the_websocket_too() {
     ws.send(Message::Close(None)).await.unwrap();
     s.stop().await;
 }
+
+/// A reasoning model's thoughts are streamed as `reasoning` events before the answer's
+/// deltas, kept with the answer, and not sent back with the history.
+#[tokio::test]
+async fn a_reasoning_models_thoughts_are_streamed_and_kept_apart_from_the_answer() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(openai_on(&up.url)).await;
+    let key = s.admin_key.clone();
+    let session: Value = s
+        .post("/api/v1/chat/sessions", Some(&key), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = session["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/chat/sessions/{id}/messages");
+
+    let r = s
+        .post(
+            &path,
+            Some(&key),
+            &json!({"content": "2+2?", "reasoning_effort": "medium"}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!(reply["message"]["content"], "echo: 2+2?");
+    assert_eq!(
+        reply["message"]["reasoning"],
+        "thinking (medium) about \"2+2?\""
+    );
+    assert_eq!(reply["user_message"]["reasoning"], Value::Null);
+    assert_eq!(last_request(&up)["reasoning_effort"], "medium");
+
+    let r = s
+        .http
+        .post(s.at(&path))
+        .header("X-API-Key", &key)
+        .json(&json!({"content": "3+3?", "reasoning_effort": "high", "stream": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let events = sse_events(&r.text().await.unwrap());
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "start",
+            "reasoning",
+            "reasoning",
+            "delta",
+            "delta",
+            "delta",
+            "done"
+        ]
+    );
+    let thought: String = events
+        .iter()
+        .filter(|(n, _)| n == "reasoning")
+        .map(|(_, d)| d["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(thought, "thinking (high) about \"3+3?\"");
+    let done = &events.last().unwrap().1["message"];
+    assert_eq!(done["reasoning"], thought);
+    assert_eq!(done["content"], "echo: 3+3?");
+    assert!(done["ttft_ms"].as_i64().is_some(), "{done}");
+    // The earlier answers went back as the model's words only.
+    let sent = last_request(&up);
+    assert!(
+        sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m.get("reasoning_content").is_none()),
+        "{sent}"
+    );
+
+    // Kept with the session's messages; a model asked without it thinks nothing aloud.
+    let r = s
+        .post(&path, Some(&key), &json!({"content": "plain"}))
+        .await;
+    let reply: Value = r.json().await.unwrap();
+    assert_eq!(reply["message"]["reasoning"], Value::Null);
+    let full: Value = s
+        .get(&format!("/api/v1/chat/sessions/{id}"), Some(&key))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let reasoning: Vec<&Value> = full["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| &m["reasoning"])
+        .collect();
+    assert_eq!(
+        reasoning,
+        [
+            &Value::Null,
+            &json!("thinking (medium) about \"2+2?\""),
+            &Value::Null,
+            &json!("thinking (high) about \"3+3?\""),
+            &Value::Null,
+            &Value::Null,
+        ]
+    );
+
+    let before = chats(&up);
+    let r = s
+        .post(
+            &path,
+            Some(&key),
+            &json!({"content": "x", "reasoning_effort": "HIGH!"}),
+        )
+        .await;
+    let body = assert_error(r, 400, "invalid_request").await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("reasoning_effort"),
+        "{body}"
+    );
+    assert_eq!(chats(&up), before);
+    s.stop().await;
+}

@@ -567,7 +567,7 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
     let message = &v["choices"][0]["message"];
     assert_eq!(
         message["reasoning_content"],
-        "thinking highly about \"2+2?\""
+        "thinking (high) about \"2+2?\""
     );
     assert_eq!(message["content"], "echo: 2+2?");
 
@@ -590,7 +590,7 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
             order.push('c');
         }
     }
-    assert_eq!(reasoning, "thinking highly about \"2+2?\"");
+    assert_eq!(reasoning, "thinking (high) about \"2+2?\"");
     assert_eq!(content, "echo: 2+2?");
     assert_eq!(order.iter().collect::<String>(), "rrccc", "{text}");
 
@@ -696,9 +696,9 @@ print(json.dumps({"reasoning": [thought.reasoning_content, thought.content, "".j
     assert_eq!(
         v["reasoning"],
         json!([
-            "thinking lowly about \"think\"",
+            "thinking (low) about \"think\"",
             "echo: think",
-            "thinking lowly about \"think\""
+            "thinking (low) about \"think\""
         ])
     );
     let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();

@@ -322,7 +322,7 @@ async fn openai_chat(
     let reasoning = body["reasoning_effort"]
         .as_str()
         .filter(|e| *e != "none")
-        .map(|effort| format!("thinking {effort}ly about \"{last}\""));
+        .map(|effort| format!("thinking ({effort}) about \"{last}\""));
     if !stream {
         let mut message = if wants_tool {
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}], "refusal": null})
