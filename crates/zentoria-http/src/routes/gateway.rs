@@ -516,12 +516,13 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
             "logit_bias is not supported: token ids differ from one provider's models to another's",
         ));
     }
-    let messages = req
-        .messages
-        .into_iter()
-        .enumerate()
-        .map(|(i, m)| message(i, m))
-        .collect::<Result<Vec<_>, _>>()?;
+    // Into a new vector: collected from `req.messages`' own iterator, the messages would be
+    // written over the decoded ones and that allocation then shrunk (a reallocation per
+    // request, as a decoded message is larger than a message).
+    let mut messages = Vec::with_capacity(req.messages.len());
+    for (i, m) in req.messages.into_iter().enumerate() {
+        messages.push(message(i, m)?);
+    }
     let tools = req
         .tools
         .unwrap_or_default()

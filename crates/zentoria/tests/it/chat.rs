@@ -704,6 +704,43 @@ async fn chat_streams_over_the_websocket_too() {
         .unwrap();
     assert_eq!(full["messages"].as_array().unwrap().len(), 2);
 
+    // A reasoning model's thoughts come as chat.reasoning before the answer.
+    ws.send(Message::Text(
+        json!({"type": "chat", "id": "q2", "message": "why", "session_id": session_id,
+               "reasoning_effort": "low"})
+        .to_string()
+        .into(),
+    ))
+    .await
+    .unwrap();
+    let mut kinds = Vec::new();
+    let mut thought = String::new();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message in time")
+            .unwrap()
+            .unwrap();
+        let v: Value = serde_json::from_str(msg.to_text().unwrap()).unwrap();
+        assert_eq!(v["id"], "q2", "{v}");
+        let kind = v["type"].as_str().unwrap().to_owned();
+        if kind == "chat.reasoning" {
+            thought.push_str(v["data"]["text"].as_str().unwrap());
+        }
+        let end = kind == "chat.done" || kind == "chat.error";
+        if kinds.last() != Some(&kind) {
+            kinds.push(kind);
+        }
+        if end {
+            break;
+        }
+    }
+    assert_eq!(
+        kinds,
+        ["chat.start", "chat.reasoning", "chat.delta", "chat.done"]
+    );
+    assert_eq!(thought, "thinking (low) about \"why\"");
+
     // Bad messages get an error, and the socket stays usable.
     for bad in ["not json", r#"{"type": "dance"}"#, r#"{"type": "chat"}"#] {
         ws.send(Message::Text(bad.into())).await.unwrap();
