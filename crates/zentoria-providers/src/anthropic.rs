@@ -424,7 +424,8 @@ fn wire_request<'a>(
         messages,
         tools,
         tool_choice,
-        temperature: request.temperature,
+        // With thinking, the only temperature let through is the default 1: not sent.
+        temperature: request.temperature.filter(|_| budget.is_none()),
         top_p: request.top_p,
         stop_sequences: &request.stop,
         stream,
@@ -1329,7 +1330,10 @@ mod tests {
         req.tool_choice = Some(ToolChoice::Auto);
         req.top_p = Some(0.95);
         req.temperature = Some(1.0);
-        assert_eq!(body(&req)["tool_choice"], json!({"type": "auto"}));
+        let v = body(&req);
+        assert_eq!(v["tool_choice"], json!({"type": "auto"}));
+        assert!((v["top_p"].as_f64().unwrap() - 0.95).abs() < 1e-6, "{v}");
+        assert!(v.get("temperature").is_none(), "{v}");
 
         let refused = |req: &ChatRequest| match wire_request("claude", req, false, 10) {
             Err(e @ ProviderError::Unsupported { .. }) => e.to_string(),
