@@ -391,6 +391,11 @@ impl Chat {
         }
 
         let max_tokens = req.max_tokens.unwrap_or(s.max_answer_tokens).max(1);
+        // A reasoning model's thoughts count against the limit (Claude's budget alone is at
+        // least 1,024 tokens): unless the message sets one, the provider's own applies. The
+        // context window still keeps room for `max_tokens`.
+        let thinks = req.reasoning_effort.as_deref().is_some_and(|e| e != "none");
+        let limit = (req.max_tokens.is_some() || !thinks).then_some(max_tokens);
         let history: Vec<Message> =
             repo::recent_messages(&self.inner.db, &session.id, s.history_limit)
                 .await?
@@ -457,7 +462,7 @@ impl Chat {
             messages: fitted.messages,
             tools: Vec::new(),
             temperature: req.temperature,
-            max_tokens: Some(max_tokens),
+            max_tokens: limit,
             top_p: None,
             stop: Vec::new(),
             reasoning_effort: req.reasoning_effort,

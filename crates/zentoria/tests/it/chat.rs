@@ -789,6 +789,8 @@ async fn a_reasoning_models_thoughts_are_streamed_and_kept_apart_from_the_answer
     );
     assert_eq!(reply["user_message"]["reasoning"], Value::Null);
     assert_eq!(last_request(&up)["reasoning_effort"], "medium");
+    // The thoughts count against the limit: the provider's own applies unless one is set.
+    assert!(last_request(&up).get("max_tokens").is_none());
 
     let r = s
         .http
@@ -840,6 +842,7 @@ async fn a_reasoning_models_thoughts_are_streamed_and_kept_apart_from_the_answer
         .await;
     let reply: Value = r.json().await.unwrap();
     assert_eq!(reply["message"]["reasoning"], Value::Null);
+    assert!(last_request(&up)["max_tokens"].as_u64().is_some());
     let full: Value = s
         .get(&format!("/api/v1/chat/sessions/{id}"), Some(&key))
         .await
