@@ -669,19 +669,13 @@ impl Chat {
                 loop {
                     match upstream.next().await {
                         Some(Ok(StreamEvent::Delta { text })) => {
-                            if pending.ttft_ms.is_none() {
-                                pending.ttft_ms =
-                                    Some(pending.started.elapsed().as_millis() as i64);
-                            }
+                            pending.first_token();
                             pending.text.push_str(&text);
                             return Some((ChatEvent::Delta { text }, (upstream, Some(pending))));
                         }
                         Some(Ok(StreamEvent::Usage(u))) => pending.usage = Some(u),
                         Some(Ok(StreamEvent::Reasoning { text })) => {
-                            if pending.ttft_ms.is_none() {
-                                pending.ttft_ms =
-                                    Some(pending.started.elapsed().as_millis() as i64);
-                            }
+                            pending.first_token();
                             pending.reasoning.push_str(&text);
                             return Some((
                                 ChatEvent::Reasoning { text },
@@ -778,6 +772,13 @@ struct Pending {
 }
 
 impl Pending {
+    /// Notes the time to the first token (a thought or a piece of the answer) once.
+    fn first_token(&mut self) {
+        if self.ttft_ms.is_none() {
+            self.ttft_ms = Some(self.started.elapsed().as_millis() as i64);
+        }
+    }
+
     fn model(&self) -> Option<String> {
         self.turn
             .as_ref()
