@@ -25,9 +25,9 @@ use zentoria_core::{Error, Result, Scope};
 use zentoria_platform::Principal;
 use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, Provider, ProviderError,
-    ProviderKind, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec,
-    Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, ImageDetail, ImageSource, Message, ModelInfo,
+    Provider, ProviderError, ProviderKind, ResponseFormat, Role, StreamEvent, ThinkingBlock,
+    ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 pub use chat::{Chat, ChatSettings, ScreeningMode};
@@ -445,9 +445,11 @@ impl Ai {
 }
 
 /// What a request asks of the model beyond its messages must hold together, whoever sends
-/// it: a tool call asked for needs tools, a named one must be among them, penalties are
-/// within OpenAI's range (which Ollama shares).
+/// it: images come with user turns and are data: URLs or web addresses, a tool call asked
+/// for needs tools, a named one must be among them, penalties are within OpenAI's range
+/// (which Ollama shares).
 fn check_controls(request: &ChatRequest) -> Result<()> {
+    check_images(&request.messages)?;
     match &request.tool_choice {
         Some(ToolChoice::Required | ToolChoice::Tool(_)) if request.tools.is_empty() => {
             return Err(Error::invalid(
@@ -472,6 +474,27 @@ fn check_controls(request: &ChatRequest) -> Result<()> {
         }
     }
     check_reasoning_effort(request.reasoning_effort.as_deref())
+}
+
+/// Images are what users show a model, as OpenAI and Anthropic allow them: in user turns only.
+fn check_images(messages: &[Message]) -> Result<()> {
+    for (i, m) in messages.iter().enumerate() {
+        if m.images.is_empty() {
+            continue;
+        }
+        if m.role != Role::User {
+            return Err(Error::invalid(format!(
+                "messages[{i}]: images may be given in user messages only, not in a {} message",
+                m.role.as_str()
+            )));
+        }
+        for (j, image) in m.images.iter().enumerate() {
+            image
+                .source()
+                .map_err(|why| Error::invalid(format!("messages[{i}]: image {j}: {why}")))?;
+        }
+    }
+    Ok(())
 }
 
 /// Which levels a provider takes is the provider's to say; that a level is a short lowercase

@@ -12,8 +12,8 @@ use crate::provider::{ClientConfig, base_url};
 use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
-    ThinkingBlock, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Message, ModelInfo, Part,
+    ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, parse_arguments, parse_error_body};
 
@@ -333,6 +333,43 @@ enum WireBlock<'a> {
     RedactedThinking {
         data: &'a str,
     },
+    Image {
+        source: WireImageSource<'a>,
+    },
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WireImageSource<'a> {
+    Base64 {
+        media_type: &'static str,
+        data: &'a str,
+    },
+    Url {
+        url: &'a str,
+    },
+}
+
+/// An image as Claude takes it: inline in one of the four formats it reads, or by address.
+fn wire_image<'a>(provider: &str, image: &'a Image) -> Result<WireBlock<'a>, ProviderError> {
+    let source = match image.source().map_err(|why| unsupported(provider, why))? {
+        ImageSource::Web(url) => WireImageSource::Url { url },
+        ImageSource::Inline { media_type, data } => {
+            let media_type = ["image/jpeg", "image/png", "image/gif", "image/webp"]
+                .into_iter()
+                .find(|known| known.eq_ignore_ascii_case(media_type))
+                .ok_or_else(|| {
+                    unsupported(
+                        provider,
+                        format!(
+                            "Anthropic reads JPEG, PNG, GIF and WebP images, not {media_type:?}"
+                        ),
+                    )
+                })?;
+            WireImageSource::Base64 { media_type, data }
+        }
+    };
+    Ok(WireBlock::Image { source })
 }
 
 fn wire_request<'a>(
@@ -354,7 +391,7 @@ fn wire_request<'a>(
         .collect();
     let mut messages: Vec<WireMessage<'_>> = Vec::new();
     for message in request.messages.iter().filter(|m| m.role != Role::System) {
-        let (role, blocks) = wire_blocks(message);
+        let (role, blocks) = wire_blocks(provider, message)?;
         // The API wants alternating roles; parallel tool results must share one user turn.
         match messages.last_mut() {
             Some(last) if last.role == role => last.content.extend(blocks),
@@ -436,8 +473,11 @@ fn wire_request<'a>(
     })
 }
 
-fn wire_blocks(message: &Message) -> (&'static str, Vec<WireBlock<'_>>) {
-    match message.role {
+fn wire_blocks<'a>(
+    provider: &str,
+    message: &'a Message,
+) -> Result<(&'static str, Vec<WireBlock<'a>>), ProviderError> {
+    Ok(match message.role {
         Role::Tool => (
             "user",
             vec![WireBlock::ToolResult {
@@ -476,13 +516,24 @@ fn wire_blocks(message: &Message) -> (&'static str, Vec<WireBlock<'_>>) {
             }));
             ("assistant", blocks)
         }
+        Role::User | Role::System if !message.images.is_empty() => (
+            "user",
+            message
+                .parts()
+                .into_iter()
+                .map(|part| match part {
+                    Part::Text(text) => Ok(WireBlock::Text { text }),
+                    Part::Image(image) => wire_image(provider, image),
+                })
+                .collect::<Result<_, _>>()?,
+        ),
         Role::User | Role::System => (
             "user",
             vec![WireBlock::Text {
                 text: &message.content,
             }],
         ),
-    }
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

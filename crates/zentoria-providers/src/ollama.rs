@@ -14,8 +14,8 @@ use crate::ndjson::NdjsonParser;
 use crate::provider::{ClientConfig, base_url};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, StreamEvent,
-    ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, ImageSource, Message, ModelInfo, ResponseFormat,
+    StreamEvent, ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, finish_with_tools, parse_arguments, parse_error_body};
 
@@ -236,6 +236,9 @@ struct WireMessage<'a> {
     /// An earlier assistant turn's reasoning, which Ollama takes back.
     #[serde(skip_serializing_if = "str::is_empty")]
     thinking: &'a str,
+    /// The turn's images, base64-encoded; Ollama has no place for them among the text.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    images: Vec<&'a str>,
 }
 
 /// The request in Ollama's shape, or why Ollama cannot be asked it: its API offers the model
@@ -288,8 +291,8 @@ fn wire_request<'a>(
         messages: request
             .messages
             .iter()
-            .map(|m| wire_message(m, &names))
-            .collect(),
+            .map(|m| wire_message(provider, m, &names))
+            .collect::<Result<_, _>>()?,
         tools: offered
             .iter()
             .map(|t| {
@@ -322,8 +325,24 @@ fn wire_request<'a>(
     })
 }
 
-fn wire_message<'a>(message: &'a Message, names: &HashMap<&str, &'a str>) -> WireMessage<'a> {
-    WireMessage {
+fn wire_message<'a>(
+    provider: &str,
+    message: &'a Message,
+    names: &HashMap<&str, &'a str>,
+) -> Result<WireMessage<'a>, ProviderError> {
+    let images = message
+        .images
+        .iter()
+        .map(|image| match image.source() {
+            Ok(ImageSource::Inline { data, .. }) => Ok(data),
+            Ok(ImageSource::Web(_)) => Err(unsupported(
+                provider,
+                "Ollama takes images inline only: send the image as a data: URL (data:image/png;base64,…), not an address",
+            )),
+            Err(why) => Err(unsupported(provider, why)),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(WireMessage {
         role: message.role.as_str(),
         content: &message.content,
         tool_calls: message
@@ -336,7 +355,8 @@ fn wire_message<'a>(message: &'a Message, names: &HashMap<&str, &'a str>) -> Wir
             .as_deref()
             .and_then(|id| names.get(id).copied()),
         thinking: &message.reasoning,
-    }
+        images,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

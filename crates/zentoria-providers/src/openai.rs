@@ -16,8 +16,8 @@ use crate::provider::{ClientConfig, base_url};
 use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Message, ModelInfo, ResponseFormat, Role, StreamEvent,
-    ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, ImageDetail, Message, ModelInfo, Part, ResponseFormat,
+    Role, StreamEvent, ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{byte_keyed, decode, finish_with_tools, parse_arguments, parse_error_body};
 
@@ -269,11 +269,33 @@ struct StreamOptions {
 struct WireMessage<'a> {
     role: &'static str,
     /// `null` for an assistant turn that only calls tools.
-    content: Option<&'a str>,
+    content: Option<WireContent<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tool_calls: Vec<WireToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     tool_call_id: Option<&'a str>,
+}
+
+/// A string, or text and image parts in order when the turn has images.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireContent<'a> {
+    Text(&'a str),
+    Parts(Vec<WirePart<'a>>),
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum WirePart<'a> {
+    Text { text: &'a str },
+    ImageUrl { image_url: WireImageUrl<'a> },
+}
+
+#[derive(Serialize)]
+struct WireImageUrl<'a> {
+    url: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -358,8 +380,24 @@ fn wire_message(message: &Message) -> WireMessage<'_> {
         && !message.tool_calls.is_empty()
     {
         None
+    } else if message.images.is_empty() {
+        Some(WireContent::Text(&message.content))
     } else {
-        Some(message.content.as_str())
+        Some(WireContent::Parts(
+            message
+                .parts()
+                .into_iter()
+                .map(|part| match part {
+                    Part::Text(text) => WirePart::Text { text },
+                    Part::Image(image) => WirePart::ImageUrl {
+                        image_url: WireImageUrl {
+                            url: &image.url,
+                            detail: image.detail.map(ImageDetail::as_str),
+                        },
+                    },
+                })
+                .collect(),
+        ))
     };
     WireMessage {
         role: message.role.as_str(),

@@ -53,6 +53,159 @@ pub struct Message {
     /// Anthropic requires them before a turn's tool calls when thinking is on.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thinking_blocks: Vec<ThinkingBlock>,
+    /// Images given with a user turn, each placed among the text by [`Image::at`]
+    /// ([`Message::parts`] gives them in order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
+}
+
+/// An image given to the model with a user turn: inline as a `data:` URL
+/// (`data:image/png;base64,…`, what chat front ends send) or as a web address for the
+/// provider to fetch (OpenAI-compatible servers and Anthropic; Ollama takes inline images only).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    /// The `data:` URL or `http(s)://` address, as the client gave it.
+    pub url: String,
+    /// OpenAI's level of detail; passed on to OpenAI-compatible servers, which alone take it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<ImageDetail>,
+    /// Where the image stood among the message's text parts: a byte offset into
+    /// [`Message::content`] (0 before all the text, its length after it).
+    #[serde(default)]
+    pub at: usize,
+}
+
+/// How closely an OpenAI model looks at an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageDetail {
+    /// The model decides.
+    Auto,
+    /// A low-resolution look, for fewer tokens.
+    Low,
+    /// A high-resolution look.
+    High,
+}
+
+impl ImageDetail {
+    /// OpenAI's name for the level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ImageDetail::Auto => "auto",
+            ImageDetail::Low => "low",
+            ImageDetail::High => "high",
+        }
+    }
+}
+
+/// Where an [`Image`]'s bytes are, read from its URL by [`Image::source`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSource<'a> {
+    /// Inline, base64-encoded.
+    Inline {
+        /// The media type, as written (`image/png`); compare it ignoring ASCII case.
+        media_type: &'a str,
+        /// The base64 text (standard alphabet, padded).
+        data: &'a str,
+    },
+    /// At a web address.
+    Web(&'a str),
+}
+
+impl Image {
+    /// An image at `url`, before all of a message's text.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            detail: None,
+            at: 0,
+        }
+    }
+
+    /// Where the bytes are, or why the URL is not one a provider takes: a `data:` URL must be
+    /// an `image/…` type in base64 (standard alphabet, padded); an address must be
+    /// `http://` or `https://` with a host and no spaces.
+    pub fn source(&self) -> Result<ImageSource<'_>, String> {
+        let url = self.url.as_str();
+        if let Some(rest) = strip_prefix_ignore_case(url, "data:") {
+            let (head, data) = rest
+                .split_once(',')
+                .ok_or("a data: URL needs a comma before its data")?;
+            let mut params = head.split(';');
+            let media_type = params.next().unwrap_or_default();
+            if !params.any(|p| p.eq_ignore_ascii_case("base64")) {
+                return Err(
+                    "a data: URL image must be base64-encoded (data:image/png;base64,…)".into(),
+                );
+            }
+            let subtype = strip_prefix_ignore_case(media_type, "image/").ok_or_else(|| {
+                format!("a data: URL image must have an image/… media type, not {media_type:?}")
+            })?;
+            if subtype.is_empty()
+                || !subtype
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b))
+            {
+                return Err(format!("{media_type:?} is not a media type"));
+            }
+            check_base64(data)?;
+            return Ok(ImageSource::Inline { media_type, data });
+        }
+        let rest = strip_prefix_ignore_case(url, "https://")
+            .or_else(|| strip_prefix_ignore_case(url, "http://"))
+            .ok_or("an image URL must be a data: URL or an http(s):// address")?;
+        let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        if host.is_empty() {
+            return Err("an image address needs a host".into());
+        }
+        if url.bytes().any(|b| b <= b' ' || b == 0x7f) {
+            return Err("an image address may not hold spaces or control characters".into());
+        }
+        Ok(ImageSource::Web(url))
+    }
+}
+
+fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Standard base64, padded: what every provider decodes. Checked, not decoded (an image can
+/// be megabytes, and the providers decode it themselves).
+fn check_base64(data: &str) -> Result<(), String> {
+    let bytes = data.as_bytes();
+    if bytes.is_empty() {
+        return Err("the image's data is empty".into());
+    }
+    if !bytes.len().is_multiple_of(4) {
+        return Err(
+            "the image's base64 data is cut short (its length is not a multiple of 4)".into(),
+        );
+    }
+    let pad = bytes.iter().rev().take_while(|&&b| b == b'=').count();
+    if pad > 2 {
+        return Err("the image's base64 data has more than two '=' at its end".into());
+    }
+    match bytes[..bytes.len() - pad]
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+    {
+        Some(at) => Err(format!(
+            "the image's data is not base64: byte {at} is {:?}",
+            char::from(bytes[at])
+        )),
+        None => Ok(()),
+    }
+}
+
+/// A piece of a [`Message`]'s content, in order: see [`Message::parts`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part<'a> {
+    /// Text (never empty).
+    Text(&'a str),
+    /// An image.
+    Image(&'a Image),
 }
 
 /// One of Anthropic's thinking blocks, as its API sends and takes it back.
@@ -82,7 +235,33 @@ impl Message {
             tool_call_id: None,
             reasoning: String::new(),
             thinking_blocks: Vec::new(),
+            images: Vec::new(),
         }
+    }
+
+    /// The content as text pieces and images in the order the client gave them. An image's
+    /// [`Image::at`] past the text, or inside a character, or before an earlier image's, is
+    /// taken as the nearest place that exists.
+    pub fn parts(&self) -> Vec<Part<'_>> {
+        let text = self.content.as_str();
+        let mut parts = Vec::with_capacity(2 * self.images.len() + 1);
+        let mut from = 0;
+        for image in &self.images {
+            let mut at = image.at.clamp(from, text.len());
+            // `from` is a boundary, so this stops at it at the latest.
+            while !text.is_char_boundary(at) {
+                at -= 1;
+            }
+            if at > from {
+                parts.push(Part::Text(&text[from..at]));
+            }
+            parts.push(Part::Image(image));
+            from = at;
+        }
+        if from < text.len() {
+            parts.push(Part::Text(&text[from..]));
+        }
+        parts
     }
 
     /// A system message.
@@ -401,6 +580,129 @@ mod tests {
             v,
             serde_json::json!({"type": "done", "finish_reason": {"other": "load"}})
         );
+    }
+
+    fn image_at(url: &str, at: usize) -> Image {
+        Image {
+            at,
+            ..Image::new(url)
+        }
+    }
+
+    #[test]
+    fn image_sources_are_read_from_their_urls() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        assert_eq!(
+            Image::new(png).source(),
+            Ok(ImageSource::Inline {
+                media_type: "image/png",
+                data: "iVBORw0KGgo="
+            })
+        );
+        assert_eq!(
+            Image::new("DATA:Image/JPEG;charset=x;BASE64,/9j/").source(),
+            Ok(ImageSource::Inline {
+                media_type: "Image/JPEG",
+                data: "/9j/"
+            })
+        );
+        assert_eq!(
+            Image::new("https://example.com/cat.png?s=1").source(),
+            Ok(ImageSource::Web("https://example.com/cat.png?s=1"))
+        );
+        for (url, says) in [
+            ("data:image/png,iVBORw0KGgo=", "base64-encoded"),
+            ("data:image/png;base64", "comma"),
+            ("data:text/plain;base64,aGk=", "image/"),
+            ("data:image/;base64,aGk=", "not a media type"),
+            ("data:image/png;base64,", "empty"),
+            ("data:image/png;base64,aGk", "multiple of 4"),
+            ("data:image/png;base64,a===", "two '='"),
+            ("data:image/png;base64,a\nG=", "byte 1"),
+            ("data:image/png;base64,aG=k", "byte 2"),
+            ("ftp://example.com/a.png", "http(s)"),
+            ("cat.png", "http(s)"),
+            ("https:///a.png", "host"),
+            ("https://example.com/a cat.png", "spaces"),
+        ] {
+            let err = Image::new(url).source().unwrap_err();
+            assert!(err.contains(says), "{url}: {err}");
+        }
+    }
+
+    #[test]
+    fn parts_keep_images_where_they_stood_among_the_text() {
+        let mut m = Message::user("Compare thisto that.");
+        m.images = vec![image_at("a", 12), image_at("b", 20)];
+        let (a, b) = (&m.images[0], &m.images[1]);
+        assert_eq!(
+            m.parts(),
+            vec![
+                Part::Text("Compare this"),
+                Part::Image(a),
+                Part::Text("to that."),
+                Part::Image(b)
+            ]
+        );
+        // Images before the text, and text alone.
+        m.images = vec![image_at("a", 0), image_at("b", 0)];
+        let (a, b) = (&m.images[0], &m.images[1]);
+        assert_eq!(
+            m.parts(),
+            vec![
+                Part::Image(a),
+                Part::Image(b),
+                Part::Text("Compare thisto that.")
+            ]
+        );
+        assert_eq!(Message::user("hi").parts(), vec![Part::Text("hi")]);
+        assert_eq!(Message::user("").parts(), vec![]);
+        // Out of range, inside a character, out of order: the nearest place that exists.
+        let mut m = Message::user("é!");
+        m.images = vec![image_at("a", 1), image_at("b", 99), image_at("c", 0)];
+        let (a, b, c) = (&m.images[0], &m.images[1], &m.images[2]);
+        assert_eq!(
+            m.parts(),
+            vec![
+                Part::Image(a),
+                Part::Text("é!"),
+                Part::Image(b),
+                Part::Image(c)
+            ]
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_url_is_read_or_refused_without_panicking(url in "(data:|https?://)?\\PC{0,40}") {
+            let image = Image::new(url);
+            if let Ok(ImageSource::Inline { data, .. }) = image.source() {
+                proptest::prop_assert!(data.len().is_multiple_of(4) && !data.is_empty());
+            }
+        }
+
+        #[test]
+        fn parts_hold_the_whole_text_and_every_image_in_order(
+            text in "\\PC{0,20}",
+            at in proptest::collection::vec(0usize..64, 0..5),
+        ) {
+            let mut m = Message::user(text.clone());
+            m.images = at.iter().map(|&at| image_at(&at.to_string(), at)).collect();
+            let parts = m.parts();
+            let mut joined = String::new();
+            let mut seen = Vec::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => {
+                        proptest::prop_assert!(!t.is_empty());
+                        joined.push_str(t);
+                    }
+                    Part::Image(i) => seen.push(i.url.clone()),
+                }
+            }
+            proptest::prop_assert_eq!(joined, text);
+            proptest::prop_assert_eq!(seen, at.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        }
     }
 
     #[test]

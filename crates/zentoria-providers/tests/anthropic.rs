@@ -274,3 +274,44 @@ async fn a_tool_loop_with_thinking_sends_the_signed_thinking_back() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn images_claude_cannot_read_are_refused_before_sending() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let provider = fake.provider(fast_options());
+    let mut question = Message::user("What is this?");
+    question.images = vec![zentoria_providers::Image::new("data:image/bmp;base64,Qk0=")];
+    let err = provider
+        .chat(&ChatRequest::new("fake-model", vec![question]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("\"image/bmp\""), "{err}");
+    assert!(fake.chat_requests().is_empty());
+
+    // A media type in capitals is Claude's own, written as it takes it; an image that is not
+    // what its type says is Claude's to refuse, and the refusal comes back as it said it.
+    let png = common::scenarios::PNG;
+    let mut question = Message::user("");
+    question.images = vec![zentoria_providers::Image::new(format!(
+        "data:IMAGE/PNG;base64,{png}"
+    ))];
+    provider
+        .chat(&ChatRequest::new("fake-model", vec![question.clone()]))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.last_body()["messages"][0]["content"],
+        json!([{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": png}}])
+    );
+    question.images[0].url = format!("data:image/jpeg;base64,{png}");
+    let err = provider
+        .chat(&ChatRequest::new("fake-model", vec![question]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("Image does not match the provided media type image/jpeg"),
+        "{err}"
+    );
+}

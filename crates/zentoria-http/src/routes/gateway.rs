@@ -17,8 +17,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
-    ChatRequest, FinishReason, Message, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall,
-    ToolChoice, ToolSpec, Usage,
+    ChatRequest, FinishReason, Image, ImageDetail, Message, ResponseFormat, Role, StreamEvent,
+    ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -423,16 +423,42 @@ struct WireToolFunction {
     parameters: Option<Value>,
 }
 
-/// A message's `content`: a string, `null`, or an array of parts of which only text parts are
-/// taken (the others are refused: the providers here are given text).
+/// A message's `content`: a string, `null`, or an array of text and image parts (other kinds
+/// are refused). The text parts are joined; each image keeps its place among them.
 #[derive(Default)]
-struct Content(String);
+struct Content {
+    text: String,
+    images: Vec<Image>,
+}
 
 /// One part of an array `content`.
 #[derive(Deserialize)]
 struct ContentPart {
     r#type: String,
     text: Option<String>,
+    /// Read as a value and checked by [`image`], for errors that say what is wrong.
+    image_url: Option<Value>,
+}
+
+/// `image_url`: `{"url": …, "detail": …}` as OpenAI documents it, or the URL alone as some
+/// clients send it. The URL itself is checked with the rest of the request (`Ai::admit`).
+fn image(image_url: Option<Value>, at: usize) -> Result<Image, String> {
+    let (url, detail) = match image_url {
+        Some(Value::String(url)) => (url, None),
+        Some(Value::Object(mut o)) => match (o.remove("url"), o.remove("detail")) {
+            (Some(Value::String(url)), detail) => (url, detail),
+            _ => return Err("an image_url part's image_url needs a url string".into()),
+        },
+        _ => return Err("an image_url part needs its image_url: {\"url\": …}".into()),
+    };
+    let detail = match detail.as_ref().map(|d| (d, d.as_str())) {
+        None | Some((Value::Null, _)) => None,
+        Some((_, Some("auto"))) => Some(ImageDetail::Auto),
+        Some((_, Some("low"))) => Some(ImageDetail::Low),
+        Some((_, Some("high"))) => Some(ImageDetail::High),
+        Some(_) => return Err("image_url.detail must be \"auto\", \"low\" or \"high\"".into()),
+    };
+    Ok(Image { url, detail, at })
 }
 
 impl<'de> Deserialize<'de> for Content {
@@ -441,13 +467,19 @@ impl<'de> Deserialize<'de> for Content {
         impl<'de> serde::de::Visitor<'de> for Visit {
             type Value = Content;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a string, null or an array of text parts")
+                f.write_str("a string, null or an array of text and image_url parts")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content, E> {
-                Ok(Content(v.to_owned()))
+                Ok(Content {
+                    text: v.to_owned(),
+                    images: Vec::new(),
+                })
             }
             fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content, E> {
-                Ok(Content(v))
+                Ok(Content {
+                    text: v,
+                    images: Vec::new(),
+                })
             }
             fn visit_unit<E: serde::de::Error>(self) -> Result<Content, E> {
                 Ok(Content::default())
@@ -456,17 +488,24 @@ impl<'de> Deserialize<'de> for Content {
                 self,
                 mut seq: A,
             ) -> Result<Content, A::Error> {
-                let mut text = String::new();
+                let mut content = Content::default();
                 while let Some(part) = seq.next_element::<ContentPart>()? {
-                    if part.r#type != "text" {
-                        return Err(serde::de::Error::custom(format!(
-                            "content parts of type {:?} are not supported yet; send text",
-                            part.r#type
-                        )));
+                    match part.r#type.as_str() {
+                        "text" => content
+                            .text
+                            .push_str(part.text.as_deref().unwrap_or_default()),
+                        "image_url" => content.images.push(
+                            image(part.image_url, content.text.len())
+                                .map_err(serde::de::Error::custom)?,
+                        ),
+                        other => {
+                            return Err(serde::de::Error::custom(format!(
+                                "content parts of type {other:?} are not supported; send text and image_url parts"
+                            )));
+                        }
                     }
-                    text.push_str(part.text.as_deref().unwrap_or_default());
                 }
-                Ok(Content(text))
+                Ok(content)
             }
         }
         d.deserialize_any(Visit)
@@ -709,11 +748,12 @@ fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
     };
     Ok(Message {
         role,
-        content: m.content.0,
+        content: m.content.text,
         tool_calls,
         tool_call_id: m.tool_call_id,
         reasoning,
         thinking_blocks,
+        images: m.content.images,
     })
 }
 
@@ -1218,6 +1258,35 @@ mod tests {
     }
 
     #[test]
+    fn images_keep_their_place_among_the_text() {
+        let png = "data:image/png;base64,iVBORw0KGgo=";
+        let p = parse(json!({"messages": [{"role": "user", "content": [
+            {"type": "text", "text": "Compare "},
+            {"type": "image_url", "image_url": {"url": png, "detail": "low"}},
+            {"type": "text", "text": "with"},
+            {"type": "image_url", "image_url": "https://example.com/b.jpg"},
+        ]}]}))
+        .unwrap();
+        let m = &p.request.messages[0];
+        assert_eq!(m.content, "Compare with");
+        assert_eq!(
+            m.images,
+            [
+                Image {
+                    url: png.into(),
+                    detail: Some(ImageDetail::Low),
+                    at: 8
+                },
+                Image {
+                    url: "https://example.com/b.jpg".into(),
+                    detail: None,
+                    at: 12
+                },
+            ]
+        );
+    }
+
+    #[test]
     fn requests_the_gateway_cannot_serve_are_refused_with_the_reason() {
         let hi = json!([{"role": "user", "content": "hi"}]);
         for (body, says) in [
@@ -1230,11 +1299,23 @@ mod tests {
             ),
             (
                 json!({"messages": [{"role": "user", "content": 5}]}),
-                "array of text parts",
+                "array of text and image_url parts",
             ),
             (
-                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}),
-                "image_url",
+                json!({"messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "x", "format": "wav"}}]}]}),
+                "\"input_audio\" are not supported",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                "needs its image_url",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x", "detail": "ultra"}}]}]}),
+                "detail must be",
+            ),
+            (
+                json!({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"detail": "low"}}]}]}),
+                "needs a url string",
             ),
             (json!({"messages": hi, "n": 2}), "n must be 1"),
             (json!({"messages": hi, "stop": 3}), "string or an array"),
@@ -1464,14 +1545,7 @@ mod tests {
     fn a_whole_answer_is_openais_chat_completion() {
         let answer =
             |content: &str, tool_calls: Vec<ToolCall>, finish_reason| zentoria_ai::ChatResponse {
-                message: Message {
-                    role: Role::Assistant,
-                    content: content.into(),
-                    tool_calls,
-                    tool_call_id: None,
-                    reasoning: String::new(),
-                    thinking_blocks: Vec::new(),
-                },
+                message: Message::assistant_tool_calls(content, tool_calls),
                 finish_reason,
                 usage: Some(Usage {
                     prompt_tokens: 12,

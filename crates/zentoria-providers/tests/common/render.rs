@@ -129,9 +129,19 @@ impl Wire {
                     }
                     check_thinking(body)
                         .map_err(|message| (400, "invalid_request_error", message))?;
+                    check_anthropic_content(body)
+                        .map_err(|message| (400, "invalid_request_error", message))?;
                 }
             }
             Wire::Ollama => {}
+        }
+        if path == self.chat_path() {
+            let checked = match self {
+                Wire::OpenAi => check_openai_images(body),
+                Wire::Anthropic => Ok(()),
+                Wire::Ollama => check_ollama_images(body),
+            };
+            checked.map_err(|message| (400, "invalid_request_error", message))?;
         }
         if path == self.chat_path() && body.get("model").and_then(Value::as_str).is_none() {
             return Err((400, "invalid_request_error", "model is required".into()));
@@ -528,6 +538,155 @@ fn check_thinking(body: &Value) -> Result<(), String> {
             return Err(format!(
                 "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found {first}. When `thinking` is enabled, a final `assistant` message must start with a thinking block"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes standard padded base64 as the providers do, or says why not.
+fn decode_base64(data: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|e| format!("illegal base64 data: {e}"))
+}
+
+/// What an image's bytes say it is, from its magic number.
+fn sniff(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+        Some("image/jpeg")
+    } else if bytes.starts_with(b"GIF87a") || bytes.starts_with(b"GIF89a") {
+        Some("image/gif")
+    } else if bytes.len() >= 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some("image/webp")
+    } else {
+        None
+    }
+}
+
+/// OpenAI: `content` is a string or an array of `text` and `image_url` parts; images only in
+/// user messages; an inline image must be a base64 data URL of an image.
+fn check_openai_images(body: &Value) -> Result<(), String> {
+    for (i, message) in body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let role = message["role"].as_str().unwrap_or_default();
+        for (j, part) in message["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            match part["type"].as_str() {
+                Some("text") if part["text"].is_string() => {}
+                Some("image_url") => {
+                    if role != "user" {
+                        return Err(format!(
+                            "Invalid 'messages[{i}]'. Image URLs are only allowed for messages with role 'user', but this message with role '{role}' contains an image URL."
+                        ));
+                    }
+                    let Some(url) = part["image_url"]["url"].as_str() else {
+                        return Err(format!(
+                            "Missing required parameter: 'messages[{i}].content[{j}].image_url.url'."
+                        ));
+                    };
+                    let detail = &part["image_url"]["detail"];
+                    if !(detail.is_null()
+                        || ["auto", "low", "high"].contains(&detail.as_str().unwrap_or("")))
+                    {
+                        return Err(format!(
+                            "Invalid value: 'messages[{i}].content[{j}].image_url.detail'."
+                        ));
+                    }
+                    if let Some(rest) = url.strip_prefix("data:") {
+                        let (_, data) = rest.split_once(";base64,").ok_or("Invalid image URL.")?;
+                        let bytes = decode_base64(data)?;
+                        sniff(&bytes).ok_or("You uploaded an unsupported image. Please make sure your image is valid.")?;
+                    } else if !url.starts_with("https://") && !url.starts_with("http://") {
+                        return Err("Invalid image URL.".into());
+                    }
+                }
+                _ => {
+                    return Err(format!(
+                        "Invalid 'messages[{i}].content[{j}]': unknown part {part}"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Ollama: `images` is a list of base64 strings (no data: URL prefix).
+fn check_ollama_images(body: &Value) -> Result<(), String> {
+    for message in body["messages"].as_array().into_iter().flatten() {
+        for image in message["images"].as_array().into_iter().flatten() {
+            let data = image.as_str().ok_or("json: cannot unmarshal images")?;
+            decode_base64(data)?;
+        }
+    }
+    Ok(())
+}
+
+/// Anthropic: text blocks must not be empty; an image block's source is base64 in one of the
+/// four formats Claude reads (and must be what it says it is) or a URL.
+fn check_anthropic_content(body: &Value) -> Result<(), String> {
+    for (i, message) in body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        for (j, block) in message["content"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            match block["type"].as_str() {
+                Some("text") if block["text"].as_str().is_some_and(|t| !t.is_empty()) => {}
+                Some("text") => {
+                    return Err("messages: text content blocks must be non-empty".into());
+                }
+                Some("image") => {
+                    if message["role"] != "user" {
+                        return Err(format!(
+                            "messages.{i}.content.{j}: image blocks are only allowed in user turns"
+                        ));
+                    }
+                    let source = &block["source"];
+                    match source["type"].as_str() {
+                        Some("base64") => {
+                            let media_type = source["media_type"].as_str().unwrap_or_default();
+                            if !["image/jpeg", "image/png", "image/gif", "image/webp"]
+                                .contains(&media_type)
+                            {
+                                return Err(format!(
+                                    "messages.{i}.content.{j}.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'"
+                                ));
+                            }
+                            let bytes = decode_base64(source["data"].as_str().unwrap_or_default())?;
+                            if sniff(&bytes) != Some(media_type) {
+                                return Err(format!(
+                                    "messages.{i}.content.{j}.image.source.base64.data: Image does not match the provided media type {media_type}"
+                                ));
+                            }
+                        }
+                        Some("url") if source["url"].is_string() => {}
+                        _ => {
+                            return Err(format!(
+                                "messages.{i}.content.{j}.image.source: Input tag does not match any of the expected tags: 'base64', 'url'"
+                            ));
+                        }
+                    }
+                }
+                _ => {}
+            }
         }
     }
     Ok(())

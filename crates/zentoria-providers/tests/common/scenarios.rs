@@ -5,8 +5,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use zentoria_providers::{
-    BreakerState, ChatRequest, ChatStream, FinishReason, Message, ProviderError, ProviderOptions,
-    StreamEvent, TimeoutPhase, ToolCall, Usage,
+    BreakerState, ChatRequest, ChatStream, FinishReason, Image, ImageDetail, Message,
+    ProviderError, ProviderOptions, StreamEvent, TimeoutPhase, ToolCall, Usage,
 };
 
 use super::{API_KEY, Completion, Fake, FakeCall, Reply, Wire, fast_options, weather_tool};
@@ -25,7 +25,7 @@ macro_rules! provider_suite {
             breaker_opens_and_recovers, dropping_stream_closes_connection, lists_models,
             upstream_error_after_first_token_is_not_retried, connect_error_is_retried_and_reported,
             oversized_response_is_refused, upstream_wait_covers_retries,
-            reasoning_comes_before_the_answer,
+            reasoning_comes_before_the_answer, images_reach_the_model_in_its_providers_shape,
         );
     };
     (@tests $wire:expr; $($name:ident),* $(,)?) => {
@@ -682,4 +682,84 @@ pub async fn reasoning_comes_before_the_answer(wire: Wire) {
     assert_eq!(whole.message.reasoning, "Two and two.");
     assert_eq!(whole.message.content, "4.");
     assert_eq!(whole.message.thinking_blocks, blocks);
+}
+
+/// A 1×1 PNG, base64.
+pub const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+/// Images reach each provider in its own shape, in their place among the text where the
+/// provider has one; a web address goes to those that fetch one and is refused, before
+/// anything is sent, by Ollama, which does not.
+pub async fn images_reach_the_model_in_its_providers_shape(wire: Wire) {
+    let fake = Fake::start(wire).await;
+    let provider = fake.provider(fast_options());
+    let data_url = format!("data:image/png;base64,{PNG}");
+    let mut question = Message::user("Which is brighter, or are they the same?");
+    question.images = vec![
+        Image {
+            detail: Some(ImageDetail::Low),
+            ..Image::new(data_url.clone())
+        },
+        Image {
+            at: 19,
+            ..Image::new(data_url.clone())
+        },
+    ];
+    let request = ChatRequest::new("fake-model", vec![Message::system("Be terse."), question]);
+    let answer = provider.chat(&request).await.unwrap();
+    assert_eq!(answer.message.content, "Hello, world!");
+    let (events, error) = drain(provider.chat_stream(&request).await.unwrap()).await;
+    assert_eq!(error, None);
+    assert!(events.contains(&delta("Hello")), "{events:?}");
+    let sent = fake.last_body()["messages"].clone();
+    let expected = match wire {
+        Wire::OpenAi => json!([
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": data_url, "detail": "low"}},
+                {"type": "text", "text": "Which is brighter, "},
+                {"type": "image_url", "image_url": {"url": data_url}},
+                {"type": "text", "text": "or are they the same?"},
+            ]},
+        ]),
+        Wire::Anthropic => json!([
+            {"role": "user", "content": [
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                {"type": "text", "text": "Which is brighter, "},
+                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}},
+                {"type": "text", "text": "or are they the same?"},
+            ]},
+        ]),
+        Wire::Ollama => json!([
+            {"role": "system", "content": "Be terse."},
+            {"role": "user", "content": "Which is brighter, or are they the same?", "images": [PNG, PNG]},
+        ]),
+    };
+    assert_eq!(sent, expected);
+
+    let mut look = Message::user("What is this?");
+    look.images = vec![Image {
+        at: 13,
+        ..Image::new("https://example.com/cat.png")
+    }];
+    let request = ChatRequest::new("fake-model", vec![look]);
+    let sent_before = fake.chat_requests().len();
+    match wire {
+        Wire::Ollama => {
+            let err = provider.chat(&request).await.unwrap_err();
+            assert!(matches!(err, ProviderError::Unsupported { .. }), "{err:?}");
+            assert!(err.to_string().contains("data: URL"), "{err}");
+            assert_eq!(fake.chat_requests().len(), sent_before, "nothing was sent");
+        }
+        Wire::OpenAi | Wire::Anthropic => {
+            provider.chat(&request).await.unwrap();
+            let image = &fake.last_body()["messages"][0]["content"][1];
+            let expected = if wire == Wire::OpenAi {
+                json!({"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}})
+            } else {
+                json!({"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}})
+            };
+            assert_eq!(image, &expected);
+        }
+    }
 }

@@ -613,6 +613,109 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
     assert!(sent.get("reasoning_effort").is_none());
 }
 
+/// A 1×1 PNG as a data: URL, as chat front ends send an uploaded picture.
+const PNG_URL: &str = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==";
+
+#[tokio::test]
+async fn images_reach_the_model_in_their_place_and_bad_ones_are_refused_with_the_reason() {
+    let up = FakeUpstream::start().await;
+    let s = TestServer::start_with(providers(&up.url)).await;
+    let key = s.admin_key.clone();
+    let ask = |stream: bool| {
+        json!({"model": "openai/gpt-4o-mini", "stream": stream, "messages": [
+        {"role": "user", "content": [
+            {"type": "text", "text": "Which is brighter: "},
+            {"type": "image_url", "image_url": {"url": PNG_URL, "detail": "low"}},
+            {"type": "text", "text": " or "},
+            {"type": "image_url", "image_url": {"url": "https://example.com/b.jpg"}},
+        ]}]})
+    };
+    let seen = "echo: Which is brighter: [png 1x1] or [https://example.com/b.jpg]";
+    let r = chat(&s, &key, ask(false)).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], seen);
+    let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["messages"][0]["content"][1],
+        json!({"type": "image_url", "image_url": {"url": PNG_URL, "detail": "low"}})
+    );
+    let r = chat(&s, &key, ask(true)).await;
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    let streamed: String = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| {
+            let chunk: Value = serde_json::from_str(d).unwrap();
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(streamed, seen);
+
+    // Refused here, with the reason, before any provider is asked.
+    let asked = up.seen.chats.load(std::sync::atomic::Ordering::SeqCst);
+    let image = |url: &str| json!({"type": "image_url", "image_url": {"url": url}});
+    for (model, messages, says) in [
+        (
+            "openai/gpt-4o-mini",
+            json!([{"role": "system", "content": [image(PNG_URL)]}, {"role": "user", "content": "hi"}]),
+            "user messages only",
+        ),
+        (
+            "openai/gpt-4o-mini",
+            json!([{"role": "user", "content": [image("data:image/png;base64,iVB Rw0K")]}]),
+            "not base64",
+        ),
+        (
+            "openai/gpt-4o-mini",
+            json!([{"role": "user", "content": [image("data:text/html;base64,aGk=")]}]),
+            "image/",
+        ),
+        (
+            "openai/gpt-4o-mini",
+            json!([{"role": "user", "content": [image("file:///etc/passwd")]}]),
+            "http(s)",
+        ),
+        (
+            "openai/gpt-4o-mini",
+            json!([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": PNG_URL, "detail": "max"}}]}]),
+            "detail",
+        ),
+        // Ollama is given images inline only, and nobody listens for it here: refused, not
+        // a connection error.
+        (
+            "ollama/llava",
+            json!([{"role": "user", "content": [image("https://example.com/b.jpg")]}]),
+            "data: URL",
+        ),
+    ] {
+        let r = chat(&s, &key, json!({"model": model, "messages": messages})).await;
+        let body = assert_error(r, 400, "invalid_request").await;
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    assert_eq!(
+        up.seen.chats.load(std::sync::atomic::Ordering::SeqCst),
+        asked
+    );
+
+    // Base64 of something that is not a picture is the model's to refuse; its words come back.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user", "content": [image("data:image/png;base64,aGk=")]}]}),
+    )
+    .await;
+    let body = assert_error(r, 502, "upstream_error").await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("unsupported image"), "{message}");
+    s.stop().await;
+}
+
 /// The official `openai` Python package as the client, whole and streamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_official_openai_python_client_works_against_the_gateway() {
@@ -652,10 +755,13 @@ try:
 except openai.APIStatusError as e:
     error = [e.status_code, e.message]
 emb = client.embeddings.create(model="openai/text-embedding-3-small", input=["alpha beta", "gamma"])
+looked = client.chat.completions.create(model="mini", messages=[{"role": "user", "content": [
+    {"type": "text", "text": "What is this? "},
+    {"type": "image_url", "image_url": {"url": os.environ["PNG"], "detail": "high"}}]}])
 shaped = client.chat.completions.create(model="mini", seed=3, response_format={"type": "json_object"},
     tools=[{"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}],
     tool_choice="none", messages=[{"role": "user", "content": "json please"}])
-print(json.dumps({"reasoning": [thought.reasoning_content, thought.content, "".join(thinking)],
+print(json.dumps({"looked": looked.choices[0].message.content,"reasoning": [thought.reasoning_content, thought.content, "".join(thinking)],
     "ids": ids, "whole": whole.choices[0].message.content,
     "tokens": whole.usage.total_tokens, "streamed": "".join(pieces), "usage": usage, "error": error,
     "emb": [len(emb.data), len(emb.data[0].embedding), emb.model, emb.data[1].embedding[:4]],
@@ -669,6 +775,7 @@ print(json.dumps({"reasoning": [thought.reasoning_content, thought.content, "".j
             .arg(script)
             .env("BASE", base)
             .env("KEY", key)
+            .env("PNG", PNG_URL)
             .output()
             .expect("python3 runs")
     })
@@ -686,6 +793,7 @@ print(json.dumps({"reasoning": [thought.reasoning_content, thought.content, "".j
         "{v}"
     );
     assert_eq!(v["whole"], "echo: hi from python");
+    assert_eq!(v["looked"], "echo: What is this? [png 1x1]");
     assert_eq!(v["tokens"], 8);
     assert_eq!(v["streamed"], "echo: streamed");
     assert_eq!(v["emb"][0], 2, "{v}");

@@ -6,7 +6,8 @@
 //! tool calls when tools are offered and the last message asks about the weather; OpenAI's
 //! error body for an unknown model, and OpenAI's 400s for `tool_choice` or `parallel_tool_calls`
 //! without tools and a JSON-object answer asked without the word "json". `GET /v1/models`
-//! lists one model. The answer echoes the last user message; asked for a `reasoning_effort`
+//! lists one model. The answer echoes the last user message (its images as `[png 1x1]`, read
+//! from their bytes, or `[address]`); asked for a `reasoning_effort`
 //! (other than "none"), it reasons first in `reasoning_content`, as DeepSeek and vLLM send it
 //! (whole: beside `content`; streamed: chunks whose `content` is null, then the text's chunks
 //! with `reasoning_content` null).
@@ -225,6 +226,53 @@ fn openai_refusal(body: &Value) -> Option<String> {
     })
 }
 
+/// A user message's content as the fake model takes it in: a string as it is; an array's text
+/// parts joined, each image in its place as `[png 1x1]` (its format and size, read from the
+/// bytes) or `[https://…]` (an address, not fetched). An inline image that is not base64 or
+/// not a PNG, JPEG, GIF or WebP is refused in OpenAI's words.
+fn seen_content(content: &Value) -> Result<String, String> {
+    let Some(parts) = content.as_array() else {
+        return Ok(content.as_str().unwrap_or_default().to_owned());
+    };
+    let mut seen = String::new();
+    for part in parts {
+        match part["type"].as_str() {
+            Some("text") => seen.push_str(part["text"].as_str().unwrap_or_default()),
+            Some("image_url") => {
+                let url = part["image_url"]["url"].as_str().unwrap_or_default();
+                let Some((_, data)) = url
+                    .strip_prefix("data:")
+                    .and_then(|u| u.split_once(";base64,"))
+                else {
+                    seen.push_str(&format!("[{url}]"));
+                    continue;
+                };
+                use base64::Engine;
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(data)
+                    .map_err(|_| "Invalid base64 image_url.".to_owned())?;
+                let unsupported = || {
+                    "You uploaded an unsupported image. Please make sure your image has of one the following formats: ['png', 'jpeg', 'gif', 'webp'].".to_owned()
+                };
+                if bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() >= 24 {
+                    let dim = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap());
+                    seen.push_str(&format!("[png {}x{}]", dim(16), dim(20)));
+                } else if bytes.starts_with(&[0xff, 0xd8, 0xff]) {
+                    seen.push_str("[jpeg]");
+                } else if bytes.starts_with(b"GIF8") {
+                    seen.push_str("[gif]");
+                } else if bytes.len() >= 12 && &bytes[8..12] == b"WEBP" {
+                    seen.push_str("[webp]");
+                } else {
+                    return Err(unsupported());
+                }
+            }
+            other => return Err(format!("Invalid content part type: {other:?}")),
+        }
+    }
+    Ok(seen)
+}
+
 async fn openai_models() -> Json<Value> {
     Json(json!({
         "object": "list",
@@ -260,12 +308,20 @@ async fn openai_chat(
         )
             .into_response();
     }
-    let last = body["messages"]
+    let last_user = body["messages"]
         .as_array()
-        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or_default()
-        .to_owned();
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
+    let last = match last_user.map(|m| seen_content(&m["content"])) {
+        None => String::new(),
+        Some(Ok(seen)) => seen,
+        Some(Err(refusal)) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": {"message": refusal, "type": "invalid_request_error", "param": null, "code": "invalid_image_format"}})),
+            )
+                .into_response();
+        }
+    };
     // A question asked over quoted sources is answered citing the first one.
     let last = match last.rsplit_once("Question: ") {
         Some((sources, q)) if sources.contains("<source id=\"1\"") => format!("{q} [1]"),
