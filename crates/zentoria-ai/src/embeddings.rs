@@ -79,6 +79,7 @@ impl Ai {
             let usage = Usage {
                 prompt_tokens,
                 completion_tokens: 0,
+                ..Usage::default()
             };
             log.record(
                 p,

@@ -585,6 +585,8 @@ fn record_tokens(route: &Route, u: Usage) {
         .meters
         .completion_tokens
         .increment(u.completion_tokens);
+    route.meters.cached_tokens.increment(u.cached_tokens);
+    route.meters.reasoning_tokens.increment(u.reasoning_tokens);
 }
 
 /// A provider failure as the caller sees it: rate limits stay rate limits, what the provider

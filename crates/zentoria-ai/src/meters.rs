@@ -13,6 +13,10 @@ pub(crate) struct ModelMeters {
     pub time_to_first_token_seconds: Histogram,
     pub prompt_tokens: Counter,
     pub completion_tokens: Counter,
+    /// Of the prompt tokens, those read from the provider's cache.
+    pub cached_tokens: Counter,
+    /// Of the completion tokens, those spent reasoning.
+    pub reasoning_tokens: Counter,
 }
 
 impl std::fmt::Debug for ModelMeters {
@@ -39,6 +43,10 @@ impl Meters {
                 "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "prompt"),
             completion_tokens: metrics::counter!("zentoria_ai_tokens_total",
                 "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "completion"),
+            cached_tokens: metrics::counter!("zentoria_ai_tokens_total",
+                "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "cached"),
+            reasoning_tokens: metrics::counter!("zentoria_ai_tokens_total",
+                "provider" => provider.to_owned(), "model" => model.to_owned(), "kind" => "reasoning"),
             })
         })
     }

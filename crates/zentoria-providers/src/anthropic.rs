@@ -560,6 +560,27 @@ struct WireUsage {
     input_tokens: Option<u64>,
     #[serde(default)]
     output_tokens: Option<u64>,
+    #[serde(default)]
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(default)]
+    cache_read_input_tokens: Option<u64>,
+}
+
+impl WireUsage {
+    /// Anthropic's `input_tokens` are the prompt's tokens after the last cache breakpoint;
+    /// those written to and read from the cache are counted apart. The prompt is all three
+    /// (what OpenAI's `prompt_tokens` counts), the cached part what was read.
+    fn usage(&self) -> Usage {
+        let read = self.cache_read_input_tokens.unwrap_or(0);
+        Usage {
+            prompt_tokens: self.input_tokens.unwrap_or(0)
+                + self.cache_creation_input_tokens.unwrap_or(0)
+                + read,
+            completion_tokens: self.output_tokens.unwrap_or(0),
+            cached_tokens: read,
+            reasoning_tokens: 0,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -668,10 +689,7 @@ fn parse_response(
         }
     }
     if let Some(usage) = response.usage {
-        events.push(StreamEvent::Usage(Usage {
-            prompt_tokens: usage.input_tokens.unwrap_or(0),
-            completion_tokens: usage.output_tokens.unwrap_or(0),
-        }));
+        events.push(StreamEvent::Usage(usage.usage()));
     }
     events.push(StreamEvent::Done {
         finish_reason: finish_of(response.stop_reason.as_deref(), answered),
@@ -818,6 +836,13 @@ impl AnthropicDecoder {
         if let Some(n) = usage.output_tokens {
             self.usage.output_tokens = Some(n);
             self.saw_usage = true;
+        }
+        // Later events repeat the cache counts (or leave them out).
+        if let Some(n) = usage.cache_creation_input_tokens {
+            self.usage.cache_creation_input_tokens = Some(n);
+        }
+        if let Some(n) = usage.cache_read_input_tokens {
+            self.usage.cache_read_input_tokens = Some(n);
         }
     }
 
@@ -1004,10 +1029,7 @@ impl AnthropicDecoder {
                     ));
                 }
                 if self.saw_usage {
-                    out.push_back(StreamEvent::Usage(Usage {
-                        prompt_tokens: self.usage.input_tokens.unwrap_or(0),
-                        completion_tokens: self.usage.output_tokens.unwrap_or(0),
-                    }));
+                    out.push_back(StreamEvent::Usage(self.usage.usage()));
                 }
                 out.push_back(StreamEvent::Done {
                     finish_reason: finish_of(self.stop_reason.as_deref(), self.answered),
@@ -1106,6 +1128,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 prompt_tokens: 25,
                 completion_tokens: 15,
+                ..Usage::default()
             }),
             StreamEvent::Done {
                 finish_reason: FinishReason::ToolCalls,
@@ -1159,6 +1182,7 @@ mod tests {
                 StreamEvent::Usage(Usage {
                     prompt_tokens: 9,
                     completion_tokens: 4,
+                    ..Usage::default()
                 }),
                 StreamEvent::Done {
                     finish_reason: FinishReason::Stop,
@@ -1519,6 +1543,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 prompt_tokens: 9,
                 completion_tokens: 30,
+                ..Usage::default()
             }),
             StreamEvent::Done {
                 finish_reason: FinishReason::Stop,
@@ -1560,6 +1585,7 @@ mod tests {
                 StreamEvent::Usage(Usage {
                     prompt_tokens: 20,
                     completion_tokens: 9,
+                    ..Usage::default()
                 }),
                 StreamEvent::Done {
                     finish_reason: FinishReason::Stop,
@@ -1602,5 +1628,35 @@ mod tests {
         let answer = parse_response("a", &bytes, "claude", None).unwrap();
         assert_eq!(answer.message.tool_calls[0].name, "json_answer");
         assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
+    }
+
+    #[test]
+    fn prompt_caches_count_in_the_prompt_and_as_cached() {
+        let want = Usage {
+            prompt_tokens: 2105,
+            completion_tokens: 8,
+            cached_tokens: 2000,
+            reasoning_tokens: 0,
+        };
+        let body = json!({
+            "id": "msg_1", "type": "message", "role": "assistant", "model": "claude",
+            "content": [{"type": "text", "text": "Hi"}], "stop_reason": "end_turn",
+            "usage": {"input_tokens": 5, "cache_creation_input_tokens": 100,
+                "cache_read_input_tokens": 2000, "output_tokens": 8},
+        });
+        let answer =
+            parse_response("a", &serde_json::to_vec(&body).unwrap(), "claude", None).unwrap();
+        assert_eq!(answer.usage, Some(want));
+        let stream = [
+            "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"content\":[],\"usage\":{\"input_tokens\":5,\"cache_creation_input_tokens\":100,\"cache_read_input_tokens\":2000,\"output_tokens\":1}}}\n\n",
+            "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n",
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\n",
+            "event: content_block_stop\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\n",
+            "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":8}}\n\n",
+            "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+        ]
+        .concat();
+        let events = decode_all(&[stream.as_bytes()]).unwrap();
+        assert!(events.contains(&StreamEvent::Usage(want)), "{events:?}");
     }
 }

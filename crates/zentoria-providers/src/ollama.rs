@@ -488,6 +488,7 @@ impl OllamaDecoder {
                 out.push_back(StreamEvent::Usage(Usage {
                     prompt_tokens: line.prompt_eval_count.unwrap_or(0),
                     completion_tokens: line.eval_count.unwrap_or(0),
+                    ..Usage::default()
                 }));
             }
             let reason = match line.done_reason.as_deref() {
@@ -568,6 +569,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 prompt_tokens: 26,
                 completion_tokens: 9,
+                ..Usage::default()
             }),
             StreamEvent::Done {
                 finish_reason: FinishReason::ToolCalls,

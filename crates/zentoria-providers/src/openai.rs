@@ -438,10 +438,27 @@ struct ModelEntry {
 struct WireUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
+    prompt_tokens_details: Option<WireTokenDetails>,
+    completion_tokens_details: Option<WireTokenDetails>,
 }
 byte_keyed!(WireUsage {
     prompt_tokens,
-    completion_tokens
+    completion_tokens,
+    prompt_tokens_details,
+    completion_tokens_details
+});
+
+/// `prompt_tokens_details` and `completion_tokens_details` (OpenAI, DeepSeek, vLLM): each
+/// has other counts (audio, predictions) that are not read; servers send `null` for some.
+#[derive(Default)]
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct WireTokenDetails {
+    cached_tokens: Option<u64>,
+    reasoning_tokens: Option<u64>,
+}
+byte_keyed!(WireTokenDetails {
+    cached_tokens,
+    reasoning_tokens
 });
 
 impl From<WireUsage> for Usage {
@@ -449,6 +466,14 @@ impl From<WireUsage> for Usage {
         Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
+            reasoning_tokens: u
+                .completion_tokens_details
+                .and_then(|d| d.reasoning_tokens)
+                .unwrap_or(0),
         }
     }
 }
@@ -952,7 +977,8 @@ mod tests {
             parsed.usage,
             Some(WireUsage {
                 prompt_tokens: 3,
-                completion_tokens: 4
+                completion_tokens: 4,
+                ..WireUsage::default()
             })
         );
         assert_eq!(parsed.error, None);
@@ -965,7 +991,10 @@ mod tests {
 
     #[test]
     fn whole_answers_decode_by_key_and_refuse_missing_parts() {
-        let raw = r#"{"usage": {"total_tokens": 7, "completion_tokens": 4, "prompt_tokens": 3},
+        let raw = r#"{"usage": {"total_tokens": 7, "completion_tokens": 4, "prompt_tokens": 3,
+                "prompt_tokens_details": {"cached_tokens": 2, "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": 1, "audio_tokens": null,
+                    "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}},
             "system_fingerprint": null, "created": 1, "object": "chat.completion",
             "choices": [{"logprobs": null, "finish_reason": "tool_calls", "index": 0,
                 "message": {"refusal": null, "role": "assistant", "content": "h\u00e9",
@@ -978,8 +1007,13 @@ mod tests {
         assert_eq!(r.model, "gpt-4o-mini-2024-07-18");
         assert_eq!(r.finish_reason, FinishReason::ToolCalls);
         assert_eq!(
-            r.usage.map(|u| (u.prompt_tokens, u.completion_tokens)),
-            Some((3, 4))
+            r.usage,
+            Some(Usage {
+                prompt_tokens: 3,
+                completion_tokens: 4,
+                cached_tokens: 2,
+                reasoning_tokens: 1
+            })
         );
         let calls = &r.message.tool_calls;
         assert_eq!(
@@ -1218,6 +1252,7 @@ mod tests {
             StreamEvent::Usage(Usage {
                 prompt_tokens: 12,
                 completion_tokens: 7,
+                ..Usage::default()
             }),
             StreamEvent::Done {
                 finish_reason: FinishReason::ToolCalls,

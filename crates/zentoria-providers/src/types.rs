@@ -451,6 +451,19 @@ pub struct Usage {
     pub prompt_tokens: u64,
     /// Tokens generated.
     pub completion_tokens: u64,
+    /// Of the prompt's tokens, those the provider read from its prompt cache (OpenAI's
+    /// `prompt_tokens_details.cached_tokens`, Anthropic's `cache_read_input_tokens`), which
+    /// providers bill for less; 0 when it did not say.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub cached_tokens: u64,
+    /// Of the tokens generated, those a reasoning model spent thinking
+    /// (`completion_tokens_details.reasoning_tokens`); 0 when the provider did not say.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub reasoning_tokens: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Usage {
@@ -713,6 +726,7 @@ mod tests {
         b.push(StreamEvent::Usage(Usage {
             prompt_tokens: 1,
             completion_tokens: 2,
+            ..Usage::default()
         }));
         assert!(!b.is_done());
         b.push(StreamEvent::Done {

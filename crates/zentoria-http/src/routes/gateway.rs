@@ -855,11 +855,27 @@ impl<'a> WireToolCall<'a> {
     }
 }
 
+/// OpenAI's `usage`; the details only when the provider gave them (OpenAI's SDKs read them
+/// as optional).
 #[derive(Serialize)]
 struct WireUsage {
     prompt_tokens: u64,
     completion_tokens: u64,
     total_tokens: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_tokens_details: Option<CachedTokens>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completion_tokens_details: Option<ReasoningTokens>,
+}
+
+#[derive(Serialize)]
+struct CachedTokens {
+    cached_tokens: u64,
+}
+
+#[derive(Serialize)]
+struct ReasoningTokens {
+    reasoning_tokens: u64,
 }
 
 impl WireUsage {
@@ -868,6 +884,12 @@ impl WireUsage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
             total_tokens: u.total(),
+            prompt_tokens_details: (u.cached_tokens > 0).then_some(CachedTokens {
+                cached_tokens: u.cached_tokens,
+            }),
+            completion_tokens_details: (u.reasoning_tokens > 0).then_some(ReasoningTokens {
+                reasoning_tokens: u.reasoning_tokens,
+            }),
         }
     }
 }
@@ -1542,6 +1564,27 @@ mod tests {
     }
 
     #[test]
+    fn usage_details_are_given_when_the_provider_gave_them() {
+        let mut u = Usage {
+            prompt_tokens: 2105,
+            completion_tokens: 40,
+            ..Usage::default()
+        };
+        assert_eq!(
+            serde_json::to_value(WireUsage::of(&u)).unwrap(),
+            json!({"prompt_tokens": 2105, "completion_tokens": 40, "total_tokens": 2145})
+        );
+        u.cached_tokens = 2000;
+        u.reasoning_tokens = 32;
+        assert_eq!(
+            serde_json::to_value(WireUsage::of(&u)).unwrap(),
+            json!({"prompt_tokens": 2105, "completion_tokens": 40, "total_tokens": 2145,
+                "prompt_tokens_details": {"cached_tokens": 2000},
+                "completion_tokens_details": {"reasoning_tokens": 32}})
+        );
+    }
+
+    #[test]
     fn a_whole_answer_is_openais_chat_completion() {
         let answer =
             |content: &str, tool_calls: Vec<ToolCall>, finish_reason| zentoria_ai::ChatResponse {
@@ -1550,6 +1593,7 @@ mod tests {
                 usage: Some(Usage {
                     prompt_tokens: 12,
                     completion_tokens: 3,
+                    ..Usage::default()
                 }),
                 model: "gpt-4o-mini-\"2024\"".into(),
                 upstream_wait: Duration::ZERO,

@@ -70,6 +70,7 @@ fn usage() -> StreamEvent {
     StreamEvent::Usage(Usage {
         prompt_tokens: 11,
         completion_tokens: 7,
+        ..Usage::default()
     })
 }
 
@@ -138,7 +139,8 @@ pub async fn non_streaming_text(wire: Wire) {
         response.usage,
         Some(Usage {
             prompt_tokens: 11,
-            completion_tokens: 7
+            completion_tokens: 7,
+            ..Usage::default()
         })
     );
     assert_eq!(response.model, "fake-model");

@@ -570,6 +570,12 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
         "thinking (high) about \"2+2?\""
     );
     assert_eq!(message["content"], "echo: 2+2?");
+    // What thinking cost, as OpenAI reports it; a cache nobody read is not mentioned.
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 4, "completion_tokens": 6, "total_tokens": 10,
+            "completion_tokens_details": {"reasoning_tokens": 4}})
+    );
 
     let r = chat(&s, &key, ask(true)).await;
     assert_eq!(r.status(), 200);

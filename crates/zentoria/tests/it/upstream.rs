@@ -379,6 +379,18 @@ async fn openai_chat(
         .as_str()
         .filter(|e| *e != "none")
         .map(|effort| format!("thinking ({effort}) about \"{last}\""));
+    // Usage as OpenAI reports it: the details always there, thoughts counted among the
+    // completion's tokens (a word a token).
+    let thought = reasoning
+        .as_deref()
+        .map_or(0, |r| r.split_whitespace().count());
+    let usage = |completion: usize| {
+        json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion + thought,
+            "total_tokens": prompt_tokens + completion + thought,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": thought, "audio_tokens": 0,
+                "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
+    };
     if !stream {
         let mut message = if wants_tool {
             json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_abc123", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}], "refusal": null})
@@ -394,7 +406,7 @@ async fn openai_chat(
             "created": created,
             "model": "gpt-4o-mini-2024-07-18",
             "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": if wants_tool { "tool_calls" } else { "stop" }}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 2, "total_tokens": prompt_tokens + 2}
+            "usage": usage(2)
         }))
         .into_response();
     }
@@ -461,7 +473,7 @@ async fn openai_chat(
     if body["stream_options"]["include_usage"].as_bool() == Some(true) {
         out += &format!(
             "data: {}\n\n",
-            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 3, "total_tokens": prompt_tokens + 3}})
+            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": usage(3)})
         );
     }
     out += "data: [DONE]\n\n";
