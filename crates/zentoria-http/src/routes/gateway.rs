@@ -1540,6 +1540,66 @@ mod tests {
             write_str(&mut out, &s);
             proptest::prop_assert_eq!(out, serde_json::to_vec(&s).unwrap());
         }
+
+        /// Any mix of text and image parts parses to the texts joined and every image at the
+        /// end of the text before it; nothing else is taken, and nothing panics.
+        #[test]
+        fn content_parts_keep_their_text_and_the_images_places(
+            parts in proptest::collection::vec(
+                (proptest::bool::ANY, "\\PC{0,12}", proptest::option::of("auto|low|high|max")),
+                0..8,
+            )
+        ) {
+            let content: Vec<Value> = parts
+                .iter()
+                .map(|(is_text, s, detail)| if *is_text {
+                    json!({"type": "text", "text": s})
+                } else {
+                    json!({"type": "image_url", "image_url": {"url": s, "detail": detail}})
+                })
+                .collect();
+            let parsed = parse(json!({"messages": [{"role": "user", "content": content}]}));
+            let bad_detail = parts.iter().any(|(t, _, d)| !t && d.as_deref() == Some("max"));
+            proptest::prop_assert_eq!(parsed.is_err(), bad_detail);
+            if let Ok(p) = parsed {
+                let m = &p.request.messages[0];
+                let mut text = String::new();
+                let mut images = Vec::new();
+                for (is_text, s, detail) in &parts {
+                    if *is_text {
+                        text.push_str(s);
+                    } else {
+                        images.push((s.clone(), detail.clone(), text.len()));
+                    }
+                }
+                proptest::prop_assert_eq!(&m.content, &text);
+                let got: Vec<_> = m
+                    .images
+                    .iter()
+                    .map(|i| (i.url.clone(), i.detail.map(|d| d.as_str().to_owned()), i.at))
+                    .collect();
+                proptest::prop_assert_eq!(got, images);
+            }
+        }
+
+        /// Whatever arrives is a request or a 400 that says why, never a panic. Bytes around a
+        /// valid request's, so that parsing gets past the first byte.
+        #[test]
+        fn any_bytes_are_a_request_or_a_reason(
+            head in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+            cut in 0usize..120,
+            tail in proptest::collection::vec(proptest::num::u8::ANY, 0..40),
+        ) {
+            let valid = br#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"hi"},{"type":"image_url","image_url":{"url":"data:image/png;base64,aGk="}}]}]}"#;
+            let cut = cut.min(valid.len());
+            for body in [head.clone(), [&valid[..cut], &tail[..]].concat(), [&head[..], &valid[..]].concat()] {
+                match parse_request(&body) {
+                    Ok(_) => proptest::prop_assert!(serde_json::from_slice::<Value>(&body).is_ok()),
+                    Err(Error::Invalid(why)) => proptest::prop_assert!(!why.is_empty()),
+                    Err(other) => proptest::prop_assert!(false, "{other:?}"),
+                }
+            }
+        }
     }
 
     #[test]
