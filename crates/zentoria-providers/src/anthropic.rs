@@ -12,8 +12,8 @@ use crate::provider::{ClientConfig, base_url};
 use crate::sse::{FeedError, SseParser};
 use crate::transport::{ChatStream, Decoder, RequestSpec, Transport};
 use crate::types::{
-    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Message, ModelInfo, Part,
-    ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, Usage,
+    CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Message, ModelInfo,
+    Part, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, Usage,
 };
 use crate::wire::{decode, parse_arguments, parse_error_body};
 
@@ -163,7 +163,7 @@ struct WireRequest<'a> {
     model: &'a str,
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
-    system: Option<String>,
+    system: Option<WireSystem<'a>>,
     messages: Vec<WireMessage<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     tools: Vec<WireTool<'a>>,
@@ -305,11 +305,54 @@ fn refuse_unsupported(provider: &str, request: &ChatRequest) -> Result<(), Provi
     Ok(())
 }
 
+/// `system`: one string, or text blocks when one of them is a cache breakpoint.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum WireSystem<'a> {
+    Text(String),
+    Blocks(Vec<CachedBlock<'a>>),
+}
+
 #[derive(Serialize)]
 struct WireMessage<'a> {
     role: &'static str,
-    content: Vec<WireBlock<'a>>,
+    content: Vec<CachedBlock<'a>>,
 }
+
+/// A content block, with `cache_control` on the last block of a turn that is a cache
+/// breakpoint.
+#[derive(Serialize)]
+struct CachedBlock<'a> {
+    #[serde(flatten)]
+    kind: WireBlock<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cache_control: Option<WireCache>,
+}
+
+/// `{"type": "ephemeral"}`, with a `ttl` when one was asked for.
+#[derive(Serialize)]
+struct WireCache {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<&'static str>,
+}
+
+impl WireCache {
+    fn of(ttl: CacheTtl) -> Self {
+        WireCache {
+            kind: "ephemeral",
+            ttl: match ttl {
+                CacheTtl::Default => None,
+                CacheTtl::FiveMinutes => Some("5m"),
+                CacheTtl::OneHour => Some("1h"),
+            },
+        }
+    }
+}
+
+/// The most cache breakpoints the Messages API takes in one request.
+const MAX_CACHE_BREAKPOINTS: usize = 4;
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -383,21 +426,50 @@ fn wire_request<'a>(
     if let Some(budget) = budget {
         refuse_with_thinking(provider, request, budget)?;
     }
-    let system: Vec<&str> = request
+    let breakpoints = request
         .messages
         .iter()
-        .filter(|m| m.role == Role::System && !m.content.is_empty())
-        .map(|m| m.content.as_str())
-        .collect();
+        .filter(|m| m.cache.is_some())
+        .count();
+    if breakpoints > MAX_CACHE_BREAKPOINTS {
+        return Err(unsupported(
+            provider,
+            format!(
+                "Anthropic takes at most {MAX_CACHE_BREAKPOINTS} cache breakpoints (cache_control) a request; this one has {breakpoints}"
+            ),
+        ));
+    }
+    let system_messages = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System && !m.content.is_empty());
+    let system = if system_messages.clone().any(|m| m.cache.is_some()) {
+        Some(WireSystem::Blocks(
+            system_messages
+                .map(|m| CachedBlock {
+                    kind: WireBlock::Text { text: &m.content },
+                    cache_control: m.cache.map(WireCache::of),
+                })
+                .collect(),
+        ))
+    } else {
+        let texts: Vec<&str> = system_messages.map(|m| m.content.as_str()).collect();
+        (!texts.is_empty()).then(|| WireSystem::Text(texts.join("\n\n")))
+    };
     let mut messages: Vec<WireMessage<'_>> = Vec::new();
     for message in request.messages.iter().filter(|m| m.role != Role::System) {
         let (role, blocks) = wire_blocks(provider, message)?;
+        let last = blocks.len().saturating_sub(1);
+        let blocks = blocks.into_iter().enumerate().map(|(i, kind)| CachedBlock {
+            kind,
+            cache_control: message.cache.filter(|_| i == last).map(WireCache::of),
+        });
         // The API wants alternating roles; parallel tool results must share one user turn.
         match messages.last_mut() {
             Some(last) if last.role == role => last.content.extend(blocks),
             _ => messages.push(WireMessage {
                 role,
-                content: blocks,
+                content: blocks.collect(),
             }),
         }
     }
@@ -457,7 +529,7 @@ fn wire_request<'a>(
         max_tokens: request
             .max_tokens
             .unwrap_or_else(|| default_max_tokens.saturating_add(budget.unwrap_or(0))),
-        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        system,
         messages,
         tools,
         tool_choice,

@@ -66,6 +66,7 @@ pub use options::ProviderOptions;
 pub use provider::{ClientConfig, Provider, ProviderKind};
 pub use transport::ChatStream;
 pub use types::{
-    ChatRequest, ChatResponse, FinishReason, Image, ImageDetail, ImageSource, Message, ModelInfo,
-    Part, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail, ImageSource, Message,
+    ModelInfo, Part, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice,
+    ToolSpec, Usage,
 };

@@ -57,6 +57,25 @@ pub struct Message {
     /// ([`Message::parts`] gives them in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Image>,
+    /// A prompt-cache breakpoint at the end of this turn: the conversation up to here is to be
+    /// cached by providers that are told what to cache (Anthropic's `cache_control`). Others
+    /// cache on their own or not at all, and are not told.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<CacheTtl>,
+}
+
+/// How long a provider keeps a cached prompt prefix ([`Message::cache`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CacheTtl {
+    /// The provider's default (Anthropic: five minutes, renewed on every hit).
+    #[serde(rename = "default")]
+    Default,
+    /// Five minutes.
+    #[serde(rename = "5m")]
+    FiveMinutes,
+    /// An hour (Anthropic bills writing it at twice the input price).
+    #[serde(rename = "1h")]
+    OneHour,
 }
 
 /// An image given to the model with a user turn: inline as a `data:` URL
@@ -236,6 +255,7 @@ impl Message {
             reasoning: String::new(),
             thinking_blocks: Vec::new(),
             images: Vec::new(),
+            cache: None,
         }
     }
 

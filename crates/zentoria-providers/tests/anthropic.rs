@@ -6,8 +6,8 @@ use common::scenarios::{drain, request};
 use common::{Completion, Fake, FakeCall, Reply, Wire, fast_options};
 use serde_json::json;
 use zentoria_providers::{
-    ANTHROPIC_VERSION, AnthropicClient, ChatRequest, ClientConfig, FinishReason, Message, Provider,
-    ProviderError, ResponseFormat, StreamEvent, ToolCall,
+    ANTHROPIC_VERSION, AnthropicClient, CacheTtl, ChatRequest, ClientConfig, FinishReason, Message,
+    Provider, ProviderError, ResponseFormat, StreamEvent, ToolCall,
 };
 
 provider_suite!(Wire::Anthropic);
@@ -314,4 +314,57 @@ async fn images_claude_cannot_read_are_refused_before_sending() {
             .contains("Image does not match the provided media type image/jpeg"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn cache_breakpoints_become_cache_control_on_the_last_block_of_their_turn() {
+    let fake = Fake::start(Wire::Anthropic).await;
+    let provider = fake.provider(fast_options());
+    let cached = |mut m: Message, ttl| {
+        m.cache = Some(ttl);
+        m
+    };
+    let asked = ChatRequest::new(
+        "fake-model",
+        vec![
+            cached(Message::system("A long manual."), CacheTtl::OneHour),
+            Message::system("Be terse."),
+            cached(Message::user("What does page 3 say?"), CacheTtl::Default),
+            Message::assistant("That it rains."),
+            Message::user("And page 4?"),
+        ],
+    );
+    provider.chat(&asked).await.unwrap();
+    let body = fake.last_body();
+    assert_eq!(
+        body["system"],
+        json!([
+            {"type": "text", "text": "A long manual.", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+            {"type": "text", "text": "Be terse."},
+        ])
+    );
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "What does page 3 say?", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "That it rains."}]},
+            {"role": "user", "content": [{"type": "text", "text": "And page 4?"}]},
+        ])
+    );
+    // Without a breakpoint the system prompt stays one string.
+    provider.chat(&request()).await.unwrap();
+    assert_eq!(fake.last_body()["system"], json!("Be terse."));
+
+    // More breakpoints than the API takes: refused before sending.
+    let sent = fake.chat_requests().len();
+    let many = ChatRequest::new(
+        "fake-model",
+        (0..5)
+            .map(|i| cached(Message::user(format!("part {i}")), CacheTtl::Default))
+            .collect(),
+    );
+    let err = provider.chat(&many).await.unwrap_err();
+    assert!(matches!(err, ProviderError::Unsupported { .. }), "{err:?}");
+    assert!(err.to_string().contains("at most 4"), "{err}");
+    assert_eq!(fake.chat_requests().len(), sent);
 }

@@ -17,8 +17,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
-    ChatRequest, FinishReason, Image, ImageDetail, Message, ResponseFormat, Role, StreamEvent,
-    ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    CacheTtl, ChatRequest, FinishReason, Image, ImageDetail, Message, ResponseFormat, Role,
+    StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -396,6 +396,8 @@ struct WireMessage {
     reasoning: Option<String>,
     /// An earlier answer's signed thinking blocks (Claude's), sent back as they came.
     thinking_blocks: Option<Vec<ThinkingBlock>>,
+    /// A cache breakpoint on the whole message (checked by [`cache_control`]).
+    cache_control: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -429,6 +431,8 @@ struct WireToolFunction {
 struct Content {
     text: String,
     images: Vec<Image>,
+    /// The last `cache_control` of a part (Anthropic's prompt caching, as LiteLLM takes it).
+    cache: Option<CacheTtl>,
 }
 
 /// One part of an array `content`.
@@ -438,6 +442,27 @@ struct ContentPart {
     text: Option<String>,
     /// Read as a value and checked by [`image`], for errors that say what is wrong.
     image_url: Option<Value>,
+    /// Read as a value and checked by [`cache_control`].
+    cache_control: Option<Value>,
+}
+
+/// `cache_control`: `{"type": "ephemeral"}`, with `"ttl"` `"5m"` or `"1h"` if wanted.
+fn cache_control(v: &Value) -> Result<CacheTtl, String> {
+    let ttl = match v.get("ttl") {
+        None | Some(Value::Null) => Some(CacheTtl::Default),
+        Some(ttl) => match ttl.as_str() {
+            Some("5m") => Some(CacheTtl::FiveMinutes),
+            Some("1h") => Some(CacheTtl::OneHour),
+            _ => None,
+        },
+    };
+    match (v.get("type").and_then(Value::as_str), ttl) {
+        (Some("ephemeral"), Some(ttl)) => Ok(ttl),
+        _ => Err(
+            "cache_control must be {\"type\": \"ephemeral\"}, with \"ttl\" \"5m\" or \"1h\" if given"
+                .into(),
+        ),
+    }
 }
 
 /// `image_url`: `{"url": …, "detail": …}` as OpenAI documents it, or the URL alone as some
@@ -472,13 +497,13 @@ impl<'de> Deserialize<'de> for Content {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Content, E> {
                 Ok(Content {
                     text: v.to_owned(),
-                    images: Vec::new(),
+                    ..Content::default()
                 })
             }
             fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Content, E> {
                 Ok(Content {
                     text: v,
-                    images: Vec::new(),
+                    ..Content::default()
                 })
             }
             fn visit_unit<E: serde::de::Error>(self) -> Result<Content, E> {
@@ -490,6 +515,9 @@ impl<'de> Deserialize<'de> for Content {
             ) -> Result<Content, A::Error> {
                 let mut content = Content::default();
                 while let Some(part) = seq.next_element::<ContentPart>()? {
+                    if let Some(v) = &part.cache_control {
+                        content.cache = Some(cache_control(v).map_err(serde::de::Error::custom)?);
+                    }
                     match part.r#type.as_str() {
                         "text" => content
                             .text
@@ -746,6 +774,12 @@ fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
     } else {
         Default::default()
     };
+    let cache = match &m.cache_control {
+        Some(v) => {
+            Some(cache_control(v).map_err(|why| Error::invalid(format!("messages[{i}]: {why}")))?)
+        }
+        None => m.content.cache,
+    };
     Ok(Message {
         role,
         content: m.content.text,
@@ -754,6 +788,7 @@ fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
         reasoning,
         thinking_blocks,
         images: m.content.images,
+        cache,
     })
 }
 
@@ -1306,6 +1341,29 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn cache_control_marks_the_message_as_a_cache_breakpoint() {
+        let p = parse(json!({"messages": [
+            {"role": "system", "content": [{"type": "text", "text": "A long manual.",
+                "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
+            {"role": "user", "content": "Page 3?", "cache_control": {"type": "ephemeral"}},
+            {"role": "user", "content": "Page 4?"},
+        ]}))
+        .unwrap();
+        let caches: Vec<_> = p.request.messages.iter().map(|m| m.cache).collect();
+        assert_eq!(
+            caches,
+            [Some(CacheTtl::OneHour), Some(CacheTtl::Default), None]
+        );
+        for bad in [
+            json!({"messages": [{"role": "user", "content": "x", "cache_control": {"type": "forever"}}]}),
+            json!({"messages": [{"role": "user", "content": [{"type": "text", "text": "x", "cache_control": {"type": "ephemeral", "ttl": "2d"}}]}]}),
+        ] {
+            let err = parse(bad).err().unwrap_or_default();
+            assert!(err.contains("cache_control must be"), "{err}");
+        }
     }
 
     #[test]

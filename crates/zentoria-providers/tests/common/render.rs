@@ -636,6 +636,31 @@ fn check_ollama_images(body: &Value) -> Result<(), String> {
 /// Anthropic: text blocks must not be empty; an image block's source is base64 in one of the
 /// four formats Claude reads (and must be what it says it is) or a URL.
 fn check_anthropic_content(body: &Value) -> Result<(), String> {
+    // Prompt caching: `cache_control` is `{"type": "ephemeral"}` with an optional ttl, on at
+    // most four blocks (system blocks included).
+    let system = body["system"].as_array().into_iter().flatten();
+    let blocks = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|m| m["content"].as_array().into_iter().flatten());
+    let mut breakpoints = 0;
+    for block in system.chain(blocks) {
+        let cache = &block["cache_control"];
+        if cache.is_null() {
+            continue;
+        }
+        breakpoints += 1;
+        let ttl_ok = cache["ttl"].is_null() || cache["ttl"] == "5m" || cache["ttl"] == "1h";
+        if cache["type"] != "ephemeral" || !ttl_ok {
+            return Err(format!("cache_control: invalid value {cache}"));
+        }
+    }
+    if breakpoints > 4 {
+        return Err(format!(
+            "A maximum of 4 blocks with cache_control may be provided. Found {breakpoints}."
+        ));
+    }
     for (i, message) in body["messages"]
         .as_array()
         .into_iter()

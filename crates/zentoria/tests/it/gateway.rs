@@ -662,6 +662,22 @@ async fn images_reach_the_model_in_their_place_and_bad_ones_are_refused_with_the
         .collect();
     assert_eq!(streamed, seen);
 
+    // A cache breakpoint is for providers told what to cache (Anthropic); an OpenAI-compatible
+    // server caches on its own and gets the message as it would without one.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user",
+            "content": [{"type": "text", "text": "cached", "cache_control": {"type": "ephemeral"}}]}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        sent["messages"][0],
+        json!({"role": "user", "content": "cached"})
+    );
+
     // Refused here, with the reason, before any provider is asked.
     let asked = up.seen.chats.load(std::sync::atomic::Ordering::SeqCst);
     let image = |url: &str| json!({"type": "image_url", "image_url": {"url": url}});
