@@ -30,6 +30,8 @@ pub use zentoria_providers::{
     ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
+pub use zentoria_providers::json;
+
 pub use chat::{Chat, ChatSettings, ScreeningMode};
 pub use command::{CommandSettings, Commands};
 

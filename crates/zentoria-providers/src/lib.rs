@@ -40,6 +40,7 @@ mod breaker;
 mod client;
 mod embed;
 mod error;
+pub mod json;
 pub mod ndjson;
 mod ollama;
 mod openai;

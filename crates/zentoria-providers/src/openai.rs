@@ -769,12 +769,9 @@ impl Shape {
     /// The text of `data` if it is this shape with another string in the text's place.
     fn text_of(&self, data: &[u8]) -> Option<String> {
         let (prefix, suffix) = (&self.data[..self.start], &self.data[self.end..]);
-        let text = data
-            .strip_prefix(prefix)?
-            .strip_suffix(suffix)
-            .filter(|t| t.len() >= 2 && t[0] == b'"' && t[t.len() - 1] == b'"')?;
+        let text = data.strip_prefix(prefix)?.strip_suffix(suffix)?;
         // Exactly one string and nothing else, or the chunk is decoded in full.
-        serde_json::from_slice(text).ok()
+        crate::json::string(text)
     }
 }
 

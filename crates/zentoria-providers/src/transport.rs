@@ -477,6 +477,10 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     get("retry-after").map(|secs| Duration::from_secs_f64(secs.min(86_400.0)))
 }
 
+/// The events a stream's queue has room for from the start: a read from a fast upstream
+/// carries a few dozen (it was grown three or four times per stream from empty).
+const QUEUE_ROOM: usize = 32;
+
 /// The live half of a streaming call, reading body `B`: a [`Stream`] of its events, polled in
 /// place. (Written as an `unfold` it moved the whole state into a new future and back out for
 /// every event: three copies of a few hundred bytes per event, the largest share of a
@@ -512,7 +516,7 @@ where
             name,
             body,
             decoder,
-            queue: VecDeque::new(),
+            queue: VecDeque::with_capacity(QUEUE_ROOM),
             eof: false,
             finished: false,
             pending_error: None,

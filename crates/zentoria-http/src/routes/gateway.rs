@@ -964,7 +964,7 @@ fn write_json(out: &mut Vec<u8>, v: &impl Serialize) {
 /// at a time and copied, where serde_json looks up every byte (its `format_escaped_str` was
 /// the third-largest cost of a whole answer).
 fn write_str(out: &mut Vec<u8>, s: &str) {
-    if needs_no_escape(s.as_bytes()) {
+    if zentoria_ai::json::is_plain(s.as_bytes()) {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -972,19 +972,6 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     } else {
         write_json(out, &s);
     }
-}
-
-/// Whether no byte of `b` is one JSON escapes: a control character, `"` or a backslash.
-fn needs_no_escape(b: &[u8]) -> bool {
-    let escaped = |c: u8| (c < 0x20) | (c == b'"') | (c == b'\\');
-    let mut blocks = b.chunks_exact(16);
-    // Without an early exit inside a block, the compiler checks its 16 bytes at once.
-    for block in &mut blocks {
-        if block.iter().fold(false, |any, &c| any | escaped(c)) {
-            return false;
-        }
-    }
-    !blocks.remainder().iter().any(|&c| escaped(c))
 }
 
 /// A whole event holding `data`.
