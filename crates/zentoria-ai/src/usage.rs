@@ -67,6 +67,24 @@ struct Counts {
     errors: i64,
     prompt: i64,
     completion: i64,
+    cached: i64,
+    reasoning: i64,
+}
+
+impl Counts {
+    fn add(&mut self, c: &Counts) {
+        self.requests += c.requests;
+        self.errors += c.errors;
+        self.prompt += c.prompt;
+        self.completion += c.completion;
+        self.cached += c.cached;
+        self.reasoning += c.reasoning;
+    }
+}
+
+/// A provider's count as stored (they never come near `i64::MAX`, but are not trusted to).
+fn tokens(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
 }
 
 #[derive(Default)]
@@ -156,11 +174,14 @@ impl UsageLog {
                 key_id: key_id(p),
                 model,
             };
-            let c = state.pending.entry_ref(&key).or_default();
-            c.requests += 1;
-            c.errors += i64::from(failed);
-            c.prompt += u.prompt_tokens.min(i64::MAX as u64) as i64;
-            c.completion += u.completion_tokens.min(i64::MAX as u64) as i64;
+            state.pending.entry_ref(&key).or_default().add(&Counts {
+                requests: 1,
+                errors: i64::from(failed),
+                prompt: tokens(u.prompt_tokens),
+                completion: tokens(u.completion_tokens),
+                cached: tokens(u.cached_tokens),
+                reasoning: tokens(u.reasoning_tokens),
+            });
         });
     }
 
@@ -186,6 +207,8 @@ impl UsageLog {
                     errors: c.errors,
                     prompt_tokens: c.prompt,
                     completion_tokens: c.completion,
+                    cached_tokens: c.cached,
+                    reasoning_tokens: c.reasoning,
                 })
                 .collect()
         };
@@ -200,11 +223,7 @@ impl UsageLog {
             }
             Err(e) => {
                 for (k, c) in in_flight {
-                    let p = state.pending.entry(k).or_default();
-                    p.requests += c.requests;
-                    p.errors += c.errors;
-                    p.prompt += c.prompt;
-                    p.completion += c.completion;
+                    state.pending.entry(k).or_default().add(&c);
                 }
                 Err(e)
             }
@@ -305,6 +324,8 @@ impl UsageLog {
                 t.prompt_tokens += r.prompt_tokens;
                 t.completion_tokens += r.completion_tokens;
                 t.total_tokens += r.prompt_tokens + r.completion_tokens;
+                t.cached_tokens += r.cached_tokens;
+                t.reasoning_tokens += r.reasoning_tokens;
             }
         }
         let days = rows
@@ -318,6 +339,8 @@ impl UsageLog {
                 errors: r.errors,
                 prompt_tokens: r.prompt_tokens,
                 completion_tokens: r.completion_tokens,
+                cached_tokens: r.cached_tokens,
+                reasoning_tokens: r.reasoning_tokens,
             })
             .collect();
         Ok(UsageReport {
@@ -375,6 +398,10 @@ pub struct UsageTotals {
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
     pub total_tokens: i64,
+    /// Of the prompt tokens, those the provider read from its prompt cache (billed for less).
+    pub cached_tokens: i64,
+    /// Of the completion tokens, those a reasoning model spent thinking.
+    pub reasoning_tokens: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -397,6 +424,10 @@ pub struct UsageDay {
     pub errors: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    pub cached_tokens: i64,
+    /// Of the completion tokens, those spent reasoning.
+    pub reasoning_tokens: i64,
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]

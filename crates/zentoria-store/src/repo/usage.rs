@@ -17,6 +17,10 @@ pub struct UsageRow {
     pub errors: i64,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
+    /// Of the prompt tokens, those read from the provider's prompt cache.
+    pub cached_tokens: i64,
+    /// Of the completion tokens, those spent reasoning.
+    pub reasoning_tokens: i64,
 }
 
 /// Adds the counts to their rows, creating them as needed, in one transaction.
@@ -28,13 +32,15 @@ pub async fn add(db: &Db, rows: &[UsageRow]) -> Result<()> {
     for r in rows {
         on_tx!(&mut tx, t => sqlx::query(
             "INSERT INTO ai_usage (day, user_id, key_id, model, requests, errors, prompt_tokens,
-                 completion_tokens)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 completion_tokens, cached_tokens, reasoning_tokens)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (day, user_id, key_id, model) DO UPDATE SET
                  requests = ai_usage.requests + excluded.requests,
                  errors = ai_usage.errors + excluded.errors,
                  prompt_tokens = ai_usage.prompt_tokens + excluded.prompt_tokens,
-                 completion_tokens = ai_usage.completion_tokens + excluded.completion_tokens",
+                 completion_tokens = ai_usage.completion_tokens + excluded.completion_tokens,
+                 cached_tokens = ai_usage.cached_tokens + excluded.cached_tokens,
+                 reasoning_tokens = ai_usage.reasoning_tokens + excluded.reasoning_tokens",
         )
         .bind(&r.day)
         .bind(&r.user_id)
@@ -44,6 +50,8 @@ pub async fn add(db: &Db, rows: &[UsageRow]) -> Result<()> {
         .bind(r.errors)
         .bind(r.prompt_tokens)
         .bind(r.completion_tokens)
+        .bind(r.cached_tokens)
+        .bind(r.reasoning_tokens)
         .execute(&mut **t)
         .await
         .map(|_| ()))
@@ -73,7 +81,8 @@ pub async fn list(
     to_day: &str,
 ) -> Result<Vec<UsageRow>> {
     on_db!(db, pool => sqlx::query_as::<_, UsageRow>(
-        "SELECT day, user_id, key_id, model, requests, errors, prompt_tokens, completion_tokens
+        "SELECT day, user_id, key_id, model, requests, errors, prompt_tokens, completion_tokens,
+             cached_tokens, reasoning_tokens
          FROM ai_usage WHERE ($1 IS NULL OR user_id = $1) AND day >= $2 AND day <= $3
          ORDER BY day DESC, user_id, key_id, model",
     )

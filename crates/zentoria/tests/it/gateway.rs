@@ -617,6 +617,30 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
         json!({"role": "assistant", "content": "4."})
     );
     assert!(sent.get("reasoning_effort").is_none());
+
+    // A prompt the provider read from its cache: told to the client, and counted.
+    let again = json!({"model": "openai/gpt-4o-mini",
+        "messages": [{"role": "user", "content": "2+2? (asked before)"}]});
+    let r = chat(&s, &key, again).await;
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(
+        v["usage"],
+        json!({"prompt_tokens": 6, "completion_tokens": 2, "total_tokens": 8,
+            "prompt_tokens_details": {"cached_tokens": 5}})
+    );
+    // The usage report counts both, per key and model and per day, among the tokens they are
+    // part of: thoughts twice (4 a time), cached prompt tokens once.
+    let usage: Value = s.get_json("/api/v1/usage", &key).await;
+    let totals = &usage["totals"];
+    assert_eq!(totals["requests"], 4, "{usage}");
+    assert_eq!(totals["reasoning_tokens"], 8, "{usage}");
+    assert_eq!(totals["cached_tokens"], 5, "{usage}");
+    assert_eq!(totals["prompt_tokens"], 4 + 4 + 5 + 6, "{usage}");
+    assert_eq!(
+        usage["by_key_and_model"][0]["reasoning_tokens"], 8,
+        "{usage}"
+    );
+    assert_eq!(usage["days"][0]["cached_tokens"], 5, "{usage}");
 }
 
 /// A 1×1 PNG as a data: URL, as chat front ends send an uploaded picture.

@@ -380,14 +380,20 @@ async fn openai_chat(
         .filter(|e| *e != "none")
         .map(|effort| format!("thinking ({effort}) about \"{last}\""));
     // Usage as OpenAI reports it: the details always there, thoughts counted among the
-    // completion's tokens (a word a token).
+    // completion's tokens (a word a token). A prompt that says it was asked before was read
+    // from the prompt cache, all but its last token.
     let thought = reasoning
         .as_deref()
         .map_or(0, |r| r.split_whitespace().count());
+    let cached = if last.contains("(asked before)") {
+        prompt_tokens - 1
+    } else {
+        0
+    };
     let usage = |completion: usize| {
         json!({"prompt_tokens": prompt_tokens, "completion_tokens": completion + thought,
             "total_tokens": prompt_tokens + completion + thought,
-            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
             "completion_tokens_details": {"reasoning_tokens": thought, "audio_tokens": 0,
                 "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}})
     };
