@@ -25,9 +25,9 @@ use zentoria_core::{Error, Result, Scope};
 use zentoria_platform::Principal;
 use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
-    CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail, ImageSource, Message,
-    ModelInfo, Provider, ProviderError, ProviderKind, ResponseFormat, Role, StreamEvent,
-    ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    CacheMark, CachePoint, CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail,
+    ImageSource, Message, ModelInfo, Provider, ProviderError, ProviderKind, ResponseFormat, Role,
+    StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 pub use zentoria_providers::json;

@@ -444,25 +444,34 @@ fn wire_request<'a>(
         .iter()
         .filter(|m| m.role == Role::System && !m.content.is_empty());
     let system = if system_messages.clone().any(|m| m.cache.is_some()) {
-        Some(WireSystem::Blocks(
-            system_messages
-                .map(|m| CachedBlock {
-                    kind: WireBlock::Text { text: &m.content },
-                    cache_control: m.cache.map(WireCache::of),
-                })
-                .collect(),
-        ))
+        let mut blocks = Vec::new();
+        for m in system_messages {
+            let (parts, mark) = m.parts_with_cache();
+            // (Images come with user turns only: `Ai::admit` refuses them anywhere else.)
+            blocks.extend(
+                parts
+                    .into_iter()
+                    .enumerate()
+                    .filter_map(|(i, part)| match part {
+                        Part::Text(text) => Some(CachedBlock {
+                            kind: WireBlock::Text { text },
+                            cache_control: cache_control(m, mark, i),
+                        }),
+                        Part::Image(_) => None,
+                    }),
+            );
+        }
+        Some(WireSystem::Blocks(blocks))
     } else {
         let texts: Vec<&str> = system_messages.map(|m| m.content.as_str()).collect();
         (!texts.is_empty()).then(|| WireSystem::Text(texts.join("\n\n")))
     };
     let mut messages: Vec<WireMessage<'_>> = Vec::new();
     for message in request.messages.iter().filter(|m| m.role != Role::System) {
-        let (role, blocks) = wire_blocks(provider, message)?;
-        let last = blocks.len().saturating_sub(1);
+        let (role, blocks, mark) = wire_blocks(provider, message)?;
         let blocks = blocks.into_iter().enumerate().map(|(i, kind)| CachedBlock {
             kind,
-            cache_control: message.cache.filter(|_| i == last).map(WireCache::of),
+            cache_control: cache_control(message, mark, i),
         });
         // The API wants alternating roles; parallel tool results must share one user turn.
         match messages.last_mut() {
@@ -545,11 +554,19 @@ fn wire_request<'a>(
     })
 }
 
-fn wire_blocks<'a>(
-    provider: &str,
-    message: &'a Message,
-) -> Result<(&'static str, Vec<WireBlock<'a>>), ProviderError> {
-    Ok(match message.role {
+/// The `cache_control` of a turn's block `i`, when the turn's breakpoint follows it.
+fn cache_control(message: &Message, mark: Option<usize>, i: usize) -> Option<WireCache> {
+    message
+        .cache
+        .filter(|_| mark == Some(i))
+        .map(|c| WireCache::of(c.ttl))
+}
+
+/// A turn's role, its blocks, and the block its cache breakpoint follows.
+type Blocks<'a> = (&'static str, Vec<WireBlock<'a>>, Option<usize>);
+
+fn wire_blocks<'a>(provider: &str, message: &'a Message) -> Result<Blocks<'a>, ProviderError> {
+    let (role, blocks) = match message.role {
         Role::Tool => (
             "user",
             vec![WireBlock::ToolResult {
@@ -588,24 +605,28 @@ fn wire_blocks<'a>(
             }));
             ("assistant", blocks)
         }
-        Role::User | Role::System if !message.images.is_empty() => (
-            "user",
-            message
-                .parts()
+        Role::User | Role::System if !message.content.is_empty() || !message.images.is_empty() => {
+            // Text and images in their order, cut where a breakpoint falls inside a text.
+            let (parts, mark) = message.parts_with_cache();
+            let blocks = parts
                 .into_iter()
                 .map(|part| match part {
                     Part::Text(text) => Ok(WireBlock::Text { text }),
                     Part::Image(image) => wire_image(provider, image),
                 })
-                .collect::<Result<_, _>>()?,
-        ),
+                .collect::<Result<Vec<_>, _>>()?;
+            return Ok(("user", blocks, mark));
+        }
         Role::User | Role::System => (
             "user",
             vec![WireBlock::Text {
                 text: &message.content,
             }],
         ),
-    })
+    };
+    // A breakpoint on an answer or a tool result follows its last block.
+    let mark = blocks.len().checked_sub(1);
+    Ok((role, blocks, mark))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -67,7 +67,7 @@ pub use options::ProviderOptions;
 pub use provider::{ClientConfig, Provider, ProviderKind};
 pub use transport::ChatStream;
 pub use types::{
-    CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail, ImageSource, Message,
-    ModelInfo, Part, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice,
-    ToolSpec, Usage,
+    CacheMark, CachePoint, CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail,
+    ImageSource, Message, ModelInfo, Part, ResponseFormat, Role, StreamEvent, ThinkingBlock,
+    ToolCall, ToolChoice, ToolSpec, Usage,
 };

@@ -57,11 +57,41 @@ pub struct Message {
     /// ([`Message::parts`] gives them in order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Image>,
-    /// A prompt-cache breakpoint at the end of this turn: the conversation up to here is to be
-    /// cached by providers that are told what to cache (Anthropic's `cache_control`). Others
-    /// cache on their own or not at all, and are not told.
+    /// A prompt-cache breakpoint in this turn: the conversation up to it is to be cached by
+    /// providers that are told what to cache (Anthropic's `cache_control`). Others cache on
+    /// their own or not at all, and are not told.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cache: Option<CacheTtl>,
+    pub cache: Option<CacheMark>,
+}
+
+/// A prompt-cache breakpoint ([`Message::cache`]): how long to keep the prefix, and where in
+/// its turn the prefix ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CacheMark {
+    /// How long the provider keeps it.
+    pub ttl: CacheTtl,
+    /// Where the cached prefix ends inside the turn; `None`: at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<CachePoint>,
+}
+
+impl CacheMark {
+    /// A breakpoint at the end of its turn.
+    pub fn end(ttl: CacheTtl) -> Self {
+        CacheMark { ttl, at: None }
+    }
+}
+
+/// A place inside a turn, between its parts ([`Message::parts`]): after the first `text`
+/// bytes of [`Message::content`] and the first `images` of [`Message::images`]. A document
+/// given with a question is cached without the question this way, so that the next question
+/// about it finds it in the cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CachePoint {
+    /// Bytes of the content before the point.
+    pub text: usize,
+    /// Images before the point.
+    pub images: usize,
 }
 
 /// How long a provider keeps a cached prompt prefix ([`Message::cache`]).
@@ -282,6 +312,52 @@ impl Message {
             parts.push(Part::Text(&text[from..]));
         }
         parts
+    }
+
+    /// [`Message::parts`], a text part cut in two where the cache breakpoint falls inside it,
+    /// and the index of the part the breakpoint follows (`None` without one). A point before
+    /// every part is taken as after the first; one past the content, as at the end.
+    pub fn parts_with_cache(&self) -> (Vec<Part<'_>>, Option<usize>) {
+        let parts = self.parts();
+        let Some(mark) = self.cache else {
+            return (parts, None);
+        };
+        let Some(point) = mark.at else {
+            let last = parts.len().checked_sub(1);
+            return (parts, last);
+        };
+        let mut out = Vec::with_capacity(parts.len() + 1);
+        let (mut text, mut images, mut after) = (0, 0, None);
+        for part in parts {
+            match part {
+                Part::Image(image) => {
+                    out.push(Part::Image(image));
+                    images += 1;
+                }
+                Part::Text(t) => {
+                    let cut = point.text.checked_sub(text).filter(|&cut| {
+                        images == point.images
+                            && cut > 0
+                            && cut < t.len()
+                            && t.is_char_boundary(cut)
+                    });
+                    if let Some(cut) = cut {
+                        out.push(Part::Text(&t[..cut]));
+                        after = Some(out.len() - 1);
+                        out.push(Part::Text(&t[cut..]));
+                        text += t.len();
+                        continue;
+                    }
+                    out.push(Part::Text(t));
+                    text += t.len();
+                }
+            }
+            if after.is_none() && text >= point.text && images >= point.images {
+                after = Some(out.len() - 1);
+            }
+        }
+        let last = out.len().checked_sub(1);
+        (out, after.or(last))
     }
 
     /// A system message.
@@ -736,6 +812,80 @@ mod tests {
             proptest::prop_assert_eq!(joined, text);
             proptest::prop_assert_eq!(seen, at.iter().map(|a| a.to_string()).collect::<Vec<_>>());
         }
+
+        #[test]
+        fn a_cache_point_cuts_no_text_away_and_follows_what_is_before_it(
+            text in "\\PC{0,20}",
+            at in proptest::collection::vec(0usize..24, 0..4),
+            point in (0usize..28, 0usize..5),
+        ) {
+            let mut m = Message::user(text.clone());
+            let mut at = at;
+            at.sort_unstable();
+            m.images = at.iter().map(|&at| image_at(&at.to_string(), at)).collect();
+            let point = CachePoint { text: point.0, images: point.1 };
+            m.cache = Some(CacheMark { ttl: CacheTtl::Default, at: Some(point) });
+            let whole = m.parts().len();
+            let (parts, mark) = m.parts_with_cache();
+            // At most one text is cut; nothing is lost or reordered.
+            proptest::prop_assert!(parts.len() == whole || parts.len() == whole + 1);
+            let mut joined = String::new();
+            let (mut before_text, mut before_images) = (0, 0);
+            for (i, part) in parts.iter().enumerate() {
+                match part {
+                    Part::Text(t) => {
+                        proptest::prop_assert!(!t.is_empty());
+                        joined.push_str(t);
+                    }
+                    Part::Image(_) => {}
+                }
+                if Some(i) == mark {
+                    (before_text, before_images) = (joined.len(), parts[..=i].iter().filter(|p| matches!(p, Part::Image(_))).count());
+                }
+            }
+            proptest::prop_assert_eq!(&joined, &text);
+            match mark {
+                None => proptest::prop_assert!(parts.is_empty()),
+                Some(i) => {
+                    proptest::prop_assert!(i < parts.len());
+                    // The breakpoint is at the point when the point is a place between parts
+                    // (or a character boundary inside a text), and never before the first part.
+                    let exact = text.is_char_boundary(point.text.min(text.len()))
+                        && point.text <= text.len()
+                        && point.images <= m.images.len()
+                        && (point.text, point.images) != (0, 0);
+                    if exact && parts.len() > whole {
+                        proptest::prop_assert_eq!((before_text, before_images), (point.text, point.images));
+                    }
+                    proptest::prop_assert!(i > 0 || before_text > 0 || before_images > 0);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_cache_point_inside_a_text_cuts_it_there() {
+        let mut m = Message::user("A document. A question?");
+        m.cache = Some(CacheMark {
+            ttl: CacheTtl::OneHour,
+            at: Some(CachePoint {
+                text: 12,
+                images: 0,
+            }),
+        });
+        let (parts, mark) = m.parts_with_cache();
+        assert_eq!(
+            parts,
+            [Part::Text("A document. "), Part::Text("A question?")]
+        );
+        assert_eq!(mark, Some(0));
+        m.cache = Some(CacheMark::end(CacheTtl::Default));
+        assert_eq!(
+            m.parts_with_cache(),
+            (vec![Part::Text("A document. A question?")], Some(0))
+        );
+        m.cache = None;
+        assert_eq!(m.parts_with_cache().1, None);
     }
 
     #[test]

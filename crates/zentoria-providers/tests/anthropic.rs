@@ -6,8 +6,8 @@ use common::scenarios::{drain, request};
 use common::{Completion, Fake, FakeCall, Reply, Wire, fast_options};
 use serde_json::json;
 use zentoria_providers::{
-    ANTHROPIC_VERSION, AnthropicClient, CacheTtl, ChatRequest, ClientConfig, FinishReason, Message,
-    Provider, ProviderError, ResponseFormat, StreamEvent, ToolCall,
+    ANTHROPIC_VERSION, AnthropicClient, CacheMark, CachePoint, CacheTtl, ChatRequest, ClientConfig,
+    FinishReason, Message, Provider, ProviderError, ResponseFormat, StreamEvent, ToolCall,
 };
 
 provider_suite!(Wire::Anthropic);
@@ -321,7 +321,7 @@ async fn cache_breakpoints_become_cache_control_on_the_last_block_of_their_turn(
     let fake = Fake::start(Wire::Anthropic).await;
     let provider = fake.provider(fast_options());
     let cached = |mut m: Message, ttl| {
-        m.cache = Some(ttl);
+        m.cache = Some(CacheMark::end(ttl));
         m
     };
     let asked = ChatRequest::new(
@@ -351,6 +351,72 @@ async fn cache_breakpoints_become_cache_control_on_the_last_block_of_their_turn(
             {"role": "user", "content": [{"type": "text", "text": "And page 4?"}]},
         ])
     );
+    // A breakpoint inside a turn: the text is cut there, so that what follows (the question)
+    // is not part of the cached prefix; one after an image follows the image.
+    let mut asked = Message::user("A long report. What does it say?");
+    asked.images = vec![zentoria_providers::Image::new(
+        "https://example.com/chart.png",
+    )];
+    asked.images[0].at = 15;
+    asked.cache = Some(CacheMark {
+        ttl: CacheTtl::Default,
+        at: Some(CachePoint {
+            text: 15,
+            images: 0,
+        }),
+    });
+    let mut system = Message::system("A long manual. Today is Monday.");
+    system.cache = Some(CacheMark {
+        ttl: CacheTtl::OneHour,
+        at: Some(CachePoint {
+            text: 15,
+            images: 0,
+        }),
+    });
+    provider
+        .chat(&ChatRequest::new("fake-model", vec![system, asked.clone()]))
+        .await
+        .unwrap();
+    let body = fake.last_body();
+    assert_eq!(
+        body["system"],
+        json!([
+            {"type": "text", "text": "A long manual. ", "cache_control": {"type": "ephemeral", "ttl": "1h"}},
+            {"type": "text", "text": "Today is Monday."},
+        ])
+    );
+    let chart =
+        json!({"type": "image", "source": {"type": "url", "url": "https://example.com/chart.png"}});
+    assert_eq!(
+        body["messages"][0]["content"],
+        json!([
+            {"type": "text", "text": "A long report. ", "cache_control": {"type": "ephemeral"}},
+            chart,
+            {"type": "text", "text": "What does it say?"},
+        ])
+    );
+    asked.cache = Some(CacheMark {
+        ttl: CacheTtl::Default,
+        at: Some(CachePoint {
+            text: 15,
+            images: 1,
+        }),
+    });
+    provider
+        .chat(&ChatRequest::new("fake-model", vec![asked]))
+        .await
+        .unwrap();
+    let mut marked = chart.clone();
+    marked["cache_control"] = json!({"type": "ephemeral"});
+    assert_eq!(
+        fake.last_body()["messages"][0]["content"],
+        json!([
+            {"type": "text", "text": "A long report. "},
+            marked,
+            {"type": "text", "text": "What does it say?"},
+        ])
+    );
+
     // Without a breakpoint the system prompt stays one string.
     provider.chat(&request()).await.unwrap();
     assert_eq!(fake.last_body()["system"], json!("Be terse."));

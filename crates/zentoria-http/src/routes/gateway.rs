@@ -17,8 +17,8 @@ use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
-    CacheTtl, ChatRequest, FinishReason, Image, ImageDetail, Message, ResponseFormat, Role,
-    StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    CacheMark, CachePoint, CacheTtl, ChatRequest, FinishReason, Image, ImageDetail, Message,
+    ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -431,8 +431,9 @@ struct WireToolFunction {
 struct Content {
     text: String,
     images: Vec<Image>,
-    /// The last `cache_control` of a part (Anthropic's prompt caching, as LiteLLM takes it).
-    cache: Option<CacheTtl>,
+    /// The last `cache_control` of a part (Anthropic's prompt caching, as LiteLLM takes it),
+    /// placed after that part.
+    cache: Option<CacheMark>,
 }
 
 /// One part of an array `content`.
@@ -515,9 +516,12 @@ impl<'de> Deserialize<'de> for Content {
             ) -> Result<Content, A::Error> {
                 let mut content = Content::default();
                 while let Some(part) = seq.next_element::<ContentPart>()? {
-                    if let Some(v) = &part.cache_control {
-                        content.cache = Some(cache_control(v).map_err(serde::de::Error::custom)?);
-                    }
+                    let ttl = part
+                        .cache_control
+                        .as_ref()
+                        .map(cache_control)
+                        .transpose()
+                        .map_err(serde::de::Error::custom)?;
                     match part.r#type.as_str() {
                         "text" => content
                             .text
@@ -532,6 +536,21 @@ impl<'de> Deserialize<'de> for Content {
                             )));
                         }
                     }
+                    if let Some(ttl) = ttl {
+                        let after = CachePoint {
+                            text: content.text.len(),
+                            images: content.images.len(),
+                        };
+                        content.cache = Some(CacheMark {
+                            ttl,
+                            at: Some(after),
+                        });
+                    }
+                }
+                // A breakpoint after the last part is one at the end of the turn.
+                if let Some(mark) = &mut content.cache {
+                    let end = (content.text.len(), content.images.len());
+                    mark.at = mark.at.filter(|at| (at.text, at.images) != end);
                 }
                 Ok(content)
             }
@@ -776,7 +795,9 @@ fn message(i: usize, m: WireMessage) -> Result<Message, Error> {
     };
     let cache = match &m.cache_control {
         Some(v) => {
-            Some(cache_control(v).map_err(|why| Error::invalid(format!("messages[{i}]: {why}")))?)
+            Some(CacheMark::end(cache_control(v).map_err(|why| {
+                Error::invalid(format!("messages[{i}]: {why}"))
+            })?))
         }
         None => m.content.cache,
     };
@@ -1337,12 +1358,35 @@ mod tests {
                 "cache_control": {"type": "ephemeral", "ttl": "1h"}}]},
             {"role": "user", "content": "Page 3?", "cache_control": {"type": "ephemeral"}},
             {"role": "user", "content": "Page 4?"},
+            // A document marked, then a question: the breakpoint stays between them, so that
+            // the next question finds the document cached.
+            {"role": "user", "content": [
+                {"type": "text", "text": "A report.", "cache_control": {"type": "ephemeral", "ttl": "5m"}},
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}},
+                {"type": "text", "text": " What does it say?"}]},
+            {"role": "user", "content": [
+                {"type": "image_url", "image_url": {"url": "https://example.com/a.png"},
+                    "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": "And this?"}]},
         ]}))
         .unwrap();
         let caches: Vec<_> = p.request.messages.iter().map(|m| m.cache).collect();
+        let at = |text, images| Some(CachePoint { text, images });
         assert_eq!(
             caches,
-            [Some(CacheTtl::OneHour), Some(CacheTtl::Default), None]
+            [
+                Some(CacheMark::end(CacheTtl::OneHour)),
+                Some(CacheMark::end(CacheTtl::Default)),
+                None,
+                Some(CacheMark {
+                    ttl: CacheTtl::FiveMinutes,
+                    at: at(9, 0)
+                }),
+                Some(CacheMark {
+                    ttl: CacheTtl::Default,
+                    at: at(0, 1)
+                }),
+            ]
         );
         for bad in [
             json!({"messages": [{"role": "user", "content": "x", "cache_control": {"type": "forever"}}]}),

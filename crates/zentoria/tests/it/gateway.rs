@@ -692,14 +692,15 @@ async fn images_reach_the_model_in_their_place_and_bad_ones_are_refused_with_the
         &s,
         &key,
         json!({"model": "openai/gpt-4o-mini", "messages": [{"role": "user",
-            "content": [{"type": "text", "text": "cached", "cache_control": {"type": "ephemeral"}}]}]}),
+            "content": [{"type": "text", "text": "cached", "cache_control": {"type": "ephemeral"}},
+                {"type": "text", "text": ", then asked"}]}]}),
     )
     .await;
     assert_eq!(r.status(), 200);
     let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
     assert_eq!(
         sent["messages"][0],
-        json!({"role": "user", "content": "cached"})
+        json!({"role": "user", "content": "cached, then asked"})
     );
 
     // Refused here, with the reason, before any provider is asked.
