@@ -26,8 +26,8 @@ use zentoria_platform::Principal;
 use zentoria_providers::ProviderOptions;
 pub use zentoria_providers::{
     CacheMark, CachePoint, CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail,
-    ImageSource, Message, ModelInfo, Provider, ProviderError, ProviderKind, ResponseFormat, Role,
-    StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    ImageSource, Message, ModelInfo, Provider, ProviderError, ProviderKind, RequestIds,
+    ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };
 
 pub use zentoria_providers::json;

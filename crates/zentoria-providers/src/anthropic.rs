@@ -178,6 +178,14 @@ struct WireRequest<'a> {
     stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<WireThinking>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<WireMetadata<'a>>,
+}
+
+/// `metadata`: the end user, for Anthropic's abuse monitoring.
+#[derive(Serialize)]
+struct WireMetadata<'a> {
+    user_id: &'a str,
 }
 
 /// Extended thinking: `{"type": "enabled", "budget_tokens": …}`.
@@ -551,6 +559,12 @@ fn wire_request<'a>(
             kind: "enabled",
             budget_tokens,
         }),
+        // The identifier meant for abuse monitoring, or the older one with the same purpose.
+        metadata: request
+            .ids
+            .as_deref()
+            .and_then(|i| i.safety_identifier.as_deref().or(i.user.as_deref()))
+            .map(|user_id| WireMetadata { user_id }),
     })
 }
 
@@ -1462,6 +1476,31 @@ mod tests {
             strict: None,
         }));
         assert!(refused(&req).contains("must be an object"));
+    }
+
+    #[test]
+    fn the_end_user_goes_in_metadata() {
+        let body = |req: &ChatRequest| {
+            serde_json::to_value(wire_request("claude", req, false, 4096).unwrap()).unwrap()
+        };
+        let mut req = ChatRequest::new("claude", vec![Message::user("hi")]);
+        assert!(body(&req).get("metadata").is_none());
+        let mut ids = crate::types::RequestIds {
+            user: Some("u-1".into()),
+            prompt_cache_key: Some("docs".into()),
+            ..Default::default()
+        };
+        req.ids = Some(Box::new(ids.clone()));
+        let v = body(&req);
+        assert_eq!(v["metadata"], json!({"user_id": "u-1"}));
+        assert!(
+            v.get("prompt_cache_key").is_none() && v.get("user").is_none(),
+            "{v}"
+        );
+        // The identifier meant for abuse monitoring comes first.
+        ids.safety_identifier = Some("9f86d0".into());
+        req.ids = Some(Box::new(ids));
+        assert_eq!(body(&req)["metadata"], json!({"user_id": "9f86d0"}));
     }
 
     #[test]

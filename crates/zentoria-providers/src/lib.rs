@@ -68,6 +68,6 @@ pub use provider::{ClientConfig, Provider, ProviderKind};
 pub use transport::ChatStream;
 pub use types::{
     CacheMark, CachePoint, CacheTtl, ChatRequest, ChatResponse, FinishReason, Image, ImageDetail,
-    ImageSource, Message, ModelInfo, Part, ResponseFormat, Role, StreamEvent, ThinkingBlock,
-    ToolCall, ToolChoice, ToolSpec, Usage,
+    ImageSource, Message, ModelInfo, Part, RequestIds, ResponseFormat, Role, StreamEvent,
+    ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
 };

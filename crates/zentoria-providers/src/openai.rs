@@ -184,6 +184,12 @@ struct WireRequest<'a> {
     frequency_penalty: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     reasoning_effort: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    safety_identifier: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt_cache_key: Option<&'a str>,
 }
 
 /// `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type": "function", "function":
@@ -330,6 +336,7 @@ struct WireFunction<'a> {
 
 /// `completion_limit`: the token limit goes as `max_completion_tokens`, not `max_tokens`.
 fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> WireRequest<'_> {
+    let ids = request.ids.as_deref();
     WireRequest {
         model: &request.model,
         messages: request.messages.iter().map(wire_message).collect(),
@@ -371,6 +378,9 @@ fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> 
         presence_penalty: request.presence_penalty,
         frequency_penalty: request.frequency_penalty,
         reasoning_effort: request.reasoning_effort.as_deref(),
+        user: ids.and_then(|i| i.user.as_deref()),
+        safety_identifier: ids.and_then(|i| i.safety_identifier.as_deref()),
+        prompt_cache_key: ids.and_then(|i| i.prompt_cache_key.as_deref()),
     }
 }
 
@@ -1490,6 +1500,19 @@ mod tests {
         req.reasoning_effort = Some("high".into());
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert_eq!(v["reasoning_effort"], json!("high"));
+        for key in ["user", "safety_identifier", "prompt_cache_key"] {
+            assert!(v.get(key).is_none(), "{v}");
+        }
+        req.ids = Some(Box::new(crate::types::RequestIds {
+            user: Some("u-1".into()),
+            safety_identifier: Some("9f86d0".into()),
+            prompt_cache_key: Some("docs".into()),
+        }));
+        let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
+        assert_eq!(
+            (&v["user"], &v["safety_identifier"], &v["prompt_cache_key"]),
+            (&json!("u-1"), &json!("9f86d0"), &json!("docs"))
+        );
     }
 
     #[test]

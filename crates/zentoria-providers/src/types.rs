@@ -461,6 +461,27 @@ pub struct ChatRequest {
     /// How hard a reasoning model thinks (`low`, `medium`, `high`, …), as OpenAI names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<String>,
+    /// Who the request is for and how the provider may group it, as the client said. Boxed:
+    /// seldom set, and a request is moved through several futures.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ids: Option<Box<RequestIds>>,
+}
+
+/// Identifiers a client attaches to a request for the provider (OpenAI's names): passed to
+/// providers that take them, left out for others (they change no answer).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestIds {
+    /// The end user, for the provider's abuse monitoring (OpenAI's older `user`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The end user, hashed or opaque, for the provider's abuse monitoring (OpenAI's
+    /// `safety_identifier`; Anthropic's `metadata.user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub safety_identifier: Option<String>,
+    /// Requests with the same key are routed to the same prompt cache (OpenAI's
+    /// `prompt_cache_key`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_cache_key: Option<String>,
 }
 
 /// Whether and which tool the model must call.

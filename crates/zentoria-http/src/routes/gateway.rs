@@ -18,7 +18,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use zentoria_ai::{
     CacheMark, CachePoint, CacheTtl, ChatRequest, FinishReason, Image, ImageDetail, Message,
-    ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec, Usage,
+    RequestIds, ResponseFormat, Role, StreamEvent, ThinkingBlock, ToolCall, ToolChoice, ToolSpec,
+    Usage,
 };
 use zentoria_core::{Error, Scope};
 use zentoria_platform::Principal;
@@ -366,6 +367,9 @@ struct WireRequest {
     top_logprobs: Option<u64>,
     /// Refused unless empty: token ids differ from one provider's models to another's.
     logit_bias: Option<serde_json::Map<String, Value>>,
+    user: Option<String>,
+    safety_identifier: Option<String>,
+    prompt_cache_key: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -631,6 +635,15 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
         .response_format
         .map(|f| response_format(f).map(Box::new))
         .transpose()?;
+    let ids =
+        (req.user.is_some() || req.safety_identifier.is_some() || req.prompt_cache_key.is_some())
+            .then(|| {
+                Box::new(RequestIds {
+                    user: req.user,
+                    safety_identifier: req.safety_identifier,
+                    prompt_cache_key: req.prompt_cache_key,
+                })
+            });
     Ok(Parsed {
         model: req.model,
         request: ChatRequest {
@@ -648,6 +661,7 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
             presence_penalty: req.presence_penalty.map(|x| x as f32),
             frequency_penalty: req.frequency_penalty.map(|x| x as f32),
             reasoning_effort: req.reasoning_effort,
+            ids,
         },
         stream: req.stream.unwrap_or(false),
         include_usage: req
@@ -1561,6 +1575,24 @@ mod tests {
         let p = parse(json!({"messages": hi})).unwrap();
         let r = &p.request;
         assert!(r.tool_choice.is_none() && r.response_format.is_none() && r.seed.is_none());
+        assert!(r.ids.is_none());
+        // Who the request is for, and its prompt cache's key.
+        let p = parse(json!({"messages": hi, "user": "u-1", "prompt_cache_key": "docs"})).unwrap();
+        assert_eq!(
+            p.request.ids.as_deref(),
+            Some(&RequestIds {
+                user: Some("u-1".into()),
+                safety_identifier: None,
+                prompt_cache_key: Some("docs".into()),
+            })
+        );
+        let err = parse(json!({"messages": hi, "safety_identifier": 7}))
+            .err()
+            .unwrap();
+        assert!(
+            err.contains("invalid type: integer `7`, expected a string"),
+            "{err}"
+        );
     }
 
     #[test]

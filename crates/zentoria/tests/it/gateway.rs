@@ -641,6 +641,25 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
         "{usage}"
     );
     assert_eq!(usage["days"][0]["cached_tokens"], 5, "{usage}");
+
+    // Who the request is for and its cache's key reach the provider as the client sent them.
+    let r = chat(
+        &s,
+        &key,
+        json!({"model": "openai/gpt-4o-mini", "user": "u-1", "safety_identifier": "9f86d0",
+            "prompt_cache_key": "sums", "messages": [{"role": "user", "content": "2+2?"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let sent = up.seen.last_chat.lock().unwrap().clone().unwrap();
+    assert_eq!(
+        (
+            &sent["user"],
+            &sent["safety_identifier"],
+            &sent["prompt_cache_key"]
+        ),
+        (&json!("u-1"), &json!("9f86d0"), &json!("sums"))
+    );
 }
 
 /// A 1×1 PNG as a data: URL, as chat front ends send an uploaded picture.
