@@ -173,6 +173,8 @@ struct WireRequest<'a> {
     temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop_sequences: &'a [String],
     stream: bool,
@@ -228,6 +230,10 @@ fn refuse_with_thinking(
         Some(
             "Claude's extended thinking (reasoning_effort) takes top_p only from 0.95 to 1"
                 .to_owned(),
+        )
+    } else if request.top_k.is_some() {
+        Some(
+            "Claude's extended thinking (reasoning_effort) takes no top_k: leave it out".to_owned(),
         )
     } else if matches!(
         request.tool_choice,
@@ -553,6 +559,7 @@ fn wire_request<'a>(
         // With thinking, the only temperature let through is the default 1: not sent.
         temperature: request.temperature.filter(|_| budget.is_none()),
         top_p: request.top_p,
+        top_k: request.top_k,
         stop_sequences: &request.stop,
         stream,
         thinking: budget.map(|budget_tokens| WireThinking {
@@ -1479,6 +1486,17 @@ mod tests {
     }
 
     #[test]
+    fn top_k_is_sent_as_claude_takes_it() {
+        let mut req = ChatRequest::new("claude", vec![Message::user("hi")]);
+        let body = |req: &ChatRequest| {
+            serde_json::to_value(wire_request("claude", req, false, 4096).unwrap()).unwrap()
+        };
+        assert!(body(&req).get("top_k").is_none());
+        req.top_k = Some(40);
+        assert_eq!(body(&req)["top_k"], json!(40));
+    }
+
+    #[test]
     fn the_end_user_goes_in_metadata() {
         let body = |req: &ChatRequest| {
             serde_json::to_value(wire_request("claude", req, false, 4096).unwrap()).unwrap()
@@ -1562,6 +1580,9 @@ mod tests {
         let mut r = base.clone();
         r.top_p = Some(0.5);
         assert!(refused(&r).contains("top_p"));
+        let mut r = base.clone();
+        r.top_k = Some(40);
+        assert!(refused(&r).contains("takes no top_k"));
         let mut r = base.clone();
         r.tools = vec![weather_tool()];
         r.tool_choice = Some(ToolChoice::Required);

@@ -201,6 +201,8 @@ struct WireOptions<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     num_predict: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
@@ -216,6 +218,7 @@ impl WireOptions<'_> {
     fn is_empty(&self) -> bool {
         self.temperature.is_none()
             && self.top_p.is_none()
+            && self.top_k.is_none()
             && self.num_predict.is_none()
             && self.stop.is_empty()
             && self.seed.is_none()
@@ -315,6 +318,7 @@ fn wire_request<'a>(
         options: WireOptions {
             temperature: request.temperature,
             top_p: request.top_p,
+            top_k: request.top_k,
             num_predict: request.max_tokens,
             stop: &request.stop,
             seed: request.seed,
@@ -642,11 +646,12 @@ mod tests {
         req.seed = Some(42);
         req.presence_penalty = Some(0.25);
         req.frequency_penalty = Some(0.5);
+        req.top_k = Some(40);
         let v = serde_json::to_value(wire_request("ollama", &req, false).unwrap()).unwrap();
         assert_eq!(v["format"], json!("json"));
         assert_eq!(
             v["options"],
-            json!({"seed": 42, "presence_penalty": 0.25, "frequency_penalty": 0.5})
+            json!({"seed": 42, "presence_penalty": 0.25, "frequency_penalty": 0.5, "top_k": 40})
         );
         let schema = json!({"type": "object", "properties": {"n": {"type": "integer"}}});
         req.response_format = Some(Box::new(ResponseFormat::JsonSchema {

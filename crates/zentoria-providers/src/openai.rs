@@ -165,6 +165,9 @@ struct WireRequest<'a> {
     max_completion_tokens: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     top_p: Option<f32>,
+    /// Not OpenAI's: for the servers that take it (vLLM, llama.cpp), sent only when asked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
     stream: bool,
@@ -356,6 +359,7 @@ fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> 
         max_tokens: request.max_tokens.filter(|_| !completion_limit),
         max_completion_tokens: request.max_tokens.filter(|_| completion_limit),
         top_p: request.top_p,
+        top_k: request.top_k,
         stop: &request.stop,
         stream,
         stream_options: stream.then_some(StreamOptions {
@@ -1500,9 +1504,10 @@ mod tests {
         req.reasoning_effort = Some("high".into());
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert_eq!(v["reasoning_effort"], json!("high"));
-        for key in ["user", "safety_identifier", "prompt_cache_key"] {
+        for key in ["user", "safety_identifier", "prompt_cache_key", "top_k"] {
             assert!(v.get(key).is_none(), "{v}");
         }
+        req.top_k = Some(40);
         req.ids = Some(Box::new(crate::types::RequestIds {
             user: Some("u-1".into()),
             safety_identifier: Some("9f86d0".into()),
@@ -1513,6 +1518,7 @@ mod tests {
             (&v["user"], &v["safety_identifier"], &v["prompt_cache_key"]),
             (&json!("u-1"), &json!("9f86d0"), &json!("docs"))
         );
+        assert_eq!(v["top_k"], json!(40));
     }
 
     #[test]

@@ -435,6 +435,10 @@ pub struct ChatRequest {
     /// Nucleus sampling.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// Sampling from the `k` likeliest tokens only (Ollama, Anthropic, vLLM and llama.cpp take
+    /// it; OpenAI's own API does not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
     /// Stop sequences.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stop: Vec<String>,

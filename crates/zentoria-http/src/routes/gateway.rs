@@ -348,6 +348,8 @@ struct WireRequest {
     stop: Option<Stop>,
     temperature: Option<f64>,
     top_p: Option<f64>,
+    /// Not OpenAI's, but what Ollama, Anthropic, vLLM and llama.cpp take (as LiteLLM does).
+    top_k: Option<u64>,
     max_completion_tokens: Option<u64>,
     max_tokens: Option<u64>,
     stream: Option<bool>,
@@ -653,6 +655,7 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
             temperature: req.temperature.map(|x| x as f32),
             max_tokens,
             top_p: req.top_p.map(|x| x as f32),
+            top_k: req.top_k.map(|k| k.min(u64::from(u32::MAX)) as u32),
             stop: req.stop.map(|s| s.0).unwrap_or_default(),
             tool_choice,
             parallel_tool_calls: req.parallel_tool_calls,
@@ -1533,10 +1536,11 @@ mod tests {
         let p = parse(json!({"messages": hi, "tools": tools, "tool_choice": {"type": "function", "function": {"name": "f"}},
             "parallel_tool_calls": false, "response_format": {"type": "json_object"}, "seed": -3,
             "presence_penalty": 0.5, "frequency_penalty": -2, "logprobs": false, "logit_bias": {},
-            "reasoning_effort": "low"}))
+            "reasoning_effort": "low", "top_k": 40}))
         .unwrap();
         let r = &p.request;
         assert_eq!(r.reasoning_effort.as_deref(), Some("low"));
+        assert_eq!(r.top_k, Some(40));
         assert_eq!(r.tool_choice, Some(ToolChoice::Tool("f".into())));
         assert_eq!(r.parallel_tool_calls, Some(false));
         assert_eq!(

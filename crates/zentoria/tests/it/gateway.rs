@@ -642,12 +642,13 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
     );
     assert_eq!(usage["days"][0]["cached_tokens"], 5, "{usage}");
 
-    // Who the request is for and its cache's key reach the provider as the client sent them.
+    // Who the request is for, its cache's key and top_k reach the provider as the client sent them.
     let r = chat(
         &s,
         &key,
         json!({"model": "openai/gpt-4o-mini", "user": "u-1", "safety_identifier": "9f86d0",
-            "prompt_cache_key": "sums", "messages": [{"role": "user", "content": "2+2?"}]}),
+            "prompt_cache_key": "sums", "top_k": 40,
+            "messages": [{"role": "user", "content": "2+2?"}]}),
     )
     .await;
     assert_eq!(r.status(), 200);
@@ -660,6 +661,7 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
         ),
         (&json!("u-1"), &json!("9f86d0"), &json!("sums"))
     );
+    assert_eq!(sent["top_k"], 40, "{sent}");
 }
 
 /// A 1×1 PNG as a data: URL, as chat front ends send an uploaded picture.
