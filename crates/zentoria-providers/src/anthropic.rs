@@ -588,6 +588,7 @@ type Blocks<'a> = (&'static str, Vec<WireBlock<'a>>, Option<usize>);
 
 fn wire_blocks<'a>(provider: &str, message: &'a Message) -> Result<Blocks<'a>, ProviderError> {
     let (role, blocks) = match message.role {
+        Role::User | Role::System => return user_blocks(provider, message),
         Role::Tool => (
             "user",
             vec![WireBlock::ToolResult {
@@ -626,28 +627,30 @@ fn wire_blocks<'a>(provider: &str, message: &'a Message) -> Result<Blocks<'a>, P
             }));
             ("assistant", blocks)
         }
-        Role::User | Role::System if !message.content.is_empty() || !message.images.is_empty() => {
-            // Text and images in their order, cut where a breakpoint falls inside a text.
-            let (parts, mark) = message.parts_with_cache();
-            let blocks = parts
-                .into_iter()
-                .map(|part| match part {
-                    Part::Text(text) => Ok(WireBlock::Text { text }),
-                    Part::Image(image) => wire_image(provider, image),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            return Ok(("user", blocks, mark));
-        }
-        Role::User | Role::System => (
-            "user",
-            vec![WireBlock::Text {
-                text: &message.content,
-            }],
-        ),
     };
     // A breakpoint on an answer or a tool result follows its last block.
     let mark = blocks.len().checked_sub(1);
     Ok((role, blocks, mark))
+}
+
+/// A question's (or system prompt's) blocks: text and images in their order, the text cut
+/// where a breakpoint falls inside it. An empty one is one empty text block, as it was sent.
+fn user_blocks<'a>(provider: &str, message: &'a Message) -> Result<Blocks<'a>, ProviderError> {
+    let (parts, mark) = message.parts_with_cache();
+    if parts.is_empty() {
+        let text = WireBlock::Text {
+            text: &message.content,
+        };
+        return Ok(("user", vec![text], Some(0)));
+    }
+    let blocks = parts
+        .into_iter()
+        .map(|part| match part {
+            Part::Text(text) => Ok(WireBlock::Text { text }),
+            Part::Image(image) => wire_image(provider, image),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(("user", blocks, mark))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 ///
 /// Checked a block of sixteen bytes at a time (without an early exit inside a block, the
 /// compiler tests the sixteen at once), where serde_json looks up every byte.
+#[inline]
 pub fn is_plain(b: &[u8]) -> bool {
     let escaped = |c: u8| (c < 0x20) | (c == b'"') | (c == b'\\');
     let mut blocks = b.chunks_exact(16);

@@ -345,10 +345,9 @@ impl Message {
                         out.push(Part::Text(&t[..cut]));
                         after = Some(out.len() - 1);
                         out.push(Part::Text(&t[cut..]));
-                        text += t.len();
-                        continue;
+                    } else {
+                        out.push(Part::Text(t));
                     }
-                    out.push(Part::Text(t));
                     text += t.len();
                 }
             }
