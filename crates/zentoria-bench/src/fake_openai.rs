@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const CHUNKS: usize = 20;
 
@@ -23,21 +23,43 @@ fn whole() -> String {
     .to_string()
 }
 
+/// A stream as OpenAI's API sends one today, members in its order: every chunk carries
+/// `service_tier`, `system_fingerprint`, `"usage": null` (the request asks for usage) and an
+/// `obfuscation` member of random characters whose length varies from chunk to chunk, which
+/// OpenAI adds by default to even out the sizes of the events. Written out by hand: `json!`
+/// would sort the members.
 fn streamed() -> String {
-    let chunk = |delta: Value, finish: Value| {
+    let mut n = 0usize;
+    let mut event = |choices: &str, usage: &str| {
+        n += 1;
+        let obfuscation = &"q7Zk2xWbN4mRt9LpVc3YhJ8sD"[..3 + (n * 7) % 13];
         format!(
-            "data: {}\n\n",
-            json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_732_000_000, "model": "gpt-4o-mini-2024-07-18", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+            "data: {{\"id\":\"chatcmpl-bench\",\"object\":\"chat.completion.chunk\",\"created\":1732000000,\"model\":\"gpt-4o-mini-2024-07-18\",\"service_tier\":\"default\",\"system_fingerprint\":\"fp_34a54111\",\"choices\":{choices},\"usage\":{usage},\"obfuscation\":\"{obfuscation}\"}}\n\n"
         )
     };
-    let mut out = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
+    let choice = |delta: &str, finish: &str| {
+        format!("[{{\"index\":0,\"delta\":{delta},\"logprobs\":null,\"finish_reason\":{finish}}}]")
+    };
+    let mut out = event(
+        &choice(
+            r#"{"role":"assistant","content":"","refusal":null}"#,
+            "null",
+        ),
+        "null",
+    );
     for i in 0..CHUNKS {
-        out += &chunk(json!({"content": format!("token{i} ")}), Value::Null);
+        out += &event(
+            &choice(&format!(r#"{{"content":"token{i} "}}"#), "null"),
+            "null",
+        );
     }
-    out += &chunk(json!({}), json!("stop"));
-    out += &format!(
-        "data: {}\n\n",
-        json!({"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1_732_000_000, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": {"prompt_tokens": 12, "completion_tokens": CHUNKS, "total_tokens": 12 + CHUNKS}})
+    out += &event(&choice("{}", r#""stop""#), "null");
+    out += &event(
+        "[]",
+        &format!(
+            r#"{{"prompt_tokens":12,"completion_tokens":{CHUNKS},"total_tokens":{}}}"#,
+            12 + CHUNKS
+        ),
     );
     out + "data: [DONE]\n\n"
 }

@@ -2,7 +2,8 @@
 //!
 //! Chat: OpenAI `POST /v1/chat/completions` — a `chat.completion` object, or with
 //! `"stream": true` server-sent `chat.completion.chunk` events (role first, content pieces,
-//! a finish chunk, a usage chunk when `stream_options.include_usage`, then `data: [DONE]`);
+//! a finish chunk, a usage chunk when `stream_options.include_usage`, then `data: [DONE]`;
+//! each ending with an `obfuscation` string of varying length, as OpenAI's do by default);
 //! tool calls when tools are offered and the last message asks about the weather; OpenAI's
 //! error body for an unknown model, and OpenAI's 400s for `tool_choice` or `parallel_tool_calls`
 //! without tools and a JSON-object answer asked without the word "json". `GET /v1/models`
@@ -416,10 +417,22 @@ async fn openai_chat(
         }))
         .into_response();
     }
+    // OpenAI ends every chunk with `obfuscation`, random characters of varying length, unless
+    // the request turns it off; `json!` sorts members, so it is put last by hand, where
+    // OpenAI puts it.
+    let obfuscate = body["stream_options"]["include_obfuscation"].as_bool() != Some(false);
+    let event = move |chunk: Value| {
+        let mut json = chunk.to_string();
+        if obfuscate {
+            let n = json.len() % 13;
+            json.pop();
+            json += &format!(r#","obfuscation":"{}"}}"#, &"Hq3ZmT8vKp2XwLd"[..n]);
+        }
+        format!("data: {json}\n\n")
+    };
     let chunk = move |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]})
+        event(
+            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]}),
         )
     };
     let mut out = chunk(json!({"role": "assistant", "content": ""}), Value::Null);
@@ -477,9 +490,8 @@ async fn openai_chat(
         out += &chunk(json!({}), json!("stop"));
     }
     if body["stream_options"]["include_usage"].as_bool() == Some(true) {
-        out += &format!(
-            "data: {}\n\n",
-            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": usage(3)})
+        out += &event(
+            json!({"id": "chatcmpl-fake2", "object": "chat.completion.chunk", "created": created, "model": "gpt-4o-mini-2024-07-18", "choices": [], "usage": usage(3)}),
         );
     }
     out += "data: [DONE]\n\n";
