@@ -11,16 +11,20 @@ use serde_json::json;
 
 const CHUNKS: usize = 20;
 
+/// Usage as OpenAI reports it today, with its token details.
+fn usage(completion: usize) -> String {
+    format!(
+        r#"{{"prompt_tokens":12,"completion_tokens":{completion},"total_tokens":{},"prompt_tokens_details":{{"cached_tokens":0,"audio_tokens":0}},"completion_tokens_details":{{"reasoning_tokens":0,"audio_tokens":0,"accepted_prediction_tokens":0,"rejected_prediction_tokens":0}}}}"#,
+        12 + completion
+    )
+}
+
+/// A whole answer as OpenAI's API sends one today, members in its order.
 fn whole() -> String {
-    json!({
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1_732_000_000,
-        "model": "gpt-4o-mini-2024-07-18",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "The quick brown fox jumps over the lazy dog.", "refusal": null}, "logprobs": null, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 12, "completion_tokens": 10, "total_tokens": 22}
-    })
-    .to_string()
+    format!(
+        r#"{{"id":"chatcmpl-bench","object":"chat.completion","created":1732000000,"model":"gpt-4o-mini-2024-07-18","choices":[{{"index":0,"message":{{"role":"assistant","content":"The quick brown fox jumps over the lazy dog.","refusal":null,"annotations":[]}},"logprobs":null,"finish_reason":"stop"}}],"usage":{},"service_tier":"default","system_fingerprint":"fp_34a54111"}}"#,
+        usage(10)
+    )
 }
 
 /// A stream as OpenAI's API sends one today, members in its order: every chunk carries
@@ -54,13 +58,7 @@ fn streamed() -> String {
         );
     }
     out += &event(&choice("{}", r#""stop""#), "null");
-    out += &event(
-        "[]",
-        &format!(
-            r#"{{"prompt_tokens":12,"completion_tokens":{CHUNKS},"total_tokens":{}}}"#,
-            12 + CHUNKS
-        ),
-    );
+    out += &event("[]", &usage(CHUNKS));
     out + "data: [DONE]\n\n"
 }
 
