@@ -730,7 +730,7 @@ const SHAPE_TRIES: u8 = 8;
 ///
 /// OpenAI ends every chunk with `"obfuscation"`, random characters of a length that varies from
 /// chunk to chunk (to even out the events' sizes); without the second string no two of its
-/// chunks had the same shape and every one was decoded in full, 2.4 times the instructions of a
+/// chunks had the same shape and every one was decoded in full, 2.2 times the instructions of a
 /// stream. A string that is the last member of a chunk that [`Shape::fits`] is never read (the
 /// members read are `choices`, `usage` and `error`, none a string there), so any plain string
 /// may stand in its place.
