@@ -3,6 +3,7 @@
 //! Works with OpenAI itself and the many servers that copy its wire format (vLLM, llama.cpp,
 //! LM Studio, OpenRouter, Ollama's `/v1` endpoint, …).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue};
@@ -632,42 +633,153 @@ fn parse_response(
 // cost of relaying a stream.
 #[derive(Default)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-struct Chunk {
-    choices: Vec<ChunkChoice>,
+struct Chunk<'a> {
+    choices: Vec<ChunkChoice<'a>>,
     usage: Option<WireUsage>,
     error: Option<Value>,
+    /// The key of the first of those members, as it sits in the bytes read, when it holds no
+    /// escapes: what comes before it is never read (see [`OpenAiDecoder::head`]).
+    first_read: Option<&'a [u8]>,
 }
-byte_keyed!(Chunk {
-    choices,
-    usage,
-    error
-});
+
+impl<'de> Deserialize<'de> for Chunk<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        enum Key {
+            Choices,
+            Usage,
+            Error,
+            Other,
+        }
+
+        /// A key, and where it sits when it was read as it is.
+        struct KeyAt<'a>(Key, Option<&'a [u8]>);
+
+        impl<'de> Deserialize<'de> for KeyAt<'de> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct KeyVisitor;
+                impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+                    type Value = KeyAt<'de>;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a field name")
+                    }
+                    fn visit_borrowed_bytes<E: serde::de::Error>(
+                        self,
+                        v: &'de [u8],
+                    ) -> Result<KeyAt<'de>, E> {
+                        let KeyAt(key, _) = self.visit_bytes(v)?;
+                        Ok(KeyAt(key, Some(v)))
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<KeyAt<'de>, E> {
+                        Ok(KeyAt(
+                            match v {
+                                b"choices" => Key::Choices,
+                                b"usage" => Key::Usage,
+                                b"error" => Key::Error,
+                                _ => Key::Other,
+                            },
+                            None,
+                        ))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyAt<'de>, E> {
+                        self.visit_bytes(v.as_bytes())
+                    }
+                }
+                d.deserialize_bytes(KeyVisitor)
+            }
+        }
+
+        struct ObjectVisitor;
+        impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+            type Value = Chunk<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object (Chunk)")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Chunk<'de>, A::Error> {
+                let mut chunk = Chunk::default();
+                let mut read_before = false;
+                while let Some(KeyAt(key, at)) = map.next_key()? {
+                    if !matches!(key, Key::Other) && !read_before {
+                        read_before = true;
+                        chunk.first_read = at;
+                    }
+                    match key {
+                        Key::Choices => chunk.choices = map.next_value()?,
+                        Key::Usage => chunk.usage = map.next_value()?,
+                        Key::Error => chunk.error = map.next_value()?,
+                        Key::Other => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(chunk)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
 
 #[derive(Default)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-struct ChunkChoice {
-    delta: Option<ChunkDelta>,
+struct ChunkChoice<'a> {
+    delta: Option<ChunkDelta<'a>>,
     finish_reason: Option<String>,
 }
-byte_keyed!(ChunkChoice {
+byte_keyed!(ChunkChoice<'a> {
     delta,
     finish_reason
 });
 
 #[derive(Default)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
-struct ChunkDelta {
-    content: Option<String>,
+struct ChunkDelta<'a> {
+    content: Option<Text<'a>>,
     tool_calls: Option<Vec<DeltaToolCall>>,
     reasoning_content: Option<Value>,
     reasoning: Option<Value>,
 }
-byte_keyed!(ChunkDelta {
+byte_keyed!(ChunkDelta<'a> {
     content,
     tool_calls,
     reasoning_content,
     reasoning
 });
+
+/// A chunk's text, borrowed from the chunk's bytes when it holds no escapes: where it sits then
+/// gives a text chunk's [`Shape`] without reading the chunk a second time.
+#[cfg_attr(test, derive(Debug, PartialEq))]
+struct Text<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> serde::de::Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
 
 #[derive(Default)]
 #[cfg_attr(test, derive(Debug, PartialEq))]
@@ -708,13 +820,24 @@ pub(crate) struct OpenAiDecoder {
     done: bool,
     /// The last plain text chunk's shape, for [`Shape::text_of`].
     shape: Option<Shape>,
-    /// How many more text chunks may be read again for their shape (see [`SHAPE_TRIES`]).
+    /// How many more text chunks may be taken for their shape (see [`SHAPE_TRIES`]).
     shapes_left: u8,
+    /// The members a chunk decoded in full opened with before its first member that is read
+    /// (`choices`, `usage` or `error`), with the `{` before them and the `,` after: `id`,
+    /// `object`, `created`, `model`, `system_fingerprint`, … — byte for byte the same in every
+    /// chunk of most streams, and never read. A later chunk decoded in full that starts with
+    /// these bytes is read from its first read member on (as `{` and the rest, in `scratch`),
+    /// which passed over six members in each of the four chunks of an OpenAI stream that are
+    /// decoded in full. Empty when there is none.
+    head: Vec<u8>,
+    scratch: Vec<u8>,
+    /// Whether heads are cut (the tests compare with a decoder that does not).
+    cut_heads: bool,
 }
 
-/// How many text chunks of one stream are read again for their [`Shape`]: a server whose chunks
-/// all differ outside their text in other ways, or whose texts keep holding escapes (no shape
-/// then), stops paying for the second read after this.
+/// How many text chunks of one stream may give a [`Shape`] (each copies the chunk): a server
+/// whose chunks all differ outside their text in other ways, or whose texts keep holding
+/// escapes (no shape then), stops paying for the copies after this.
 const SHAPE_TRIES: u8 = 8;
 
 /// A chunk that carried only text, cut around that text: `prefix` + a JSON string + `suffix`,
@@ -765,24 +888,19 @@ impl Shape {
         })
     }
 
-    /// The shape of `data`, a chunk that [`Shape::fits`].
-    fn of(data: &[u8]) -> Option<Shape> {
-        // Where the text sits, as serde_json found it: borrowed from `data` when it holds no
-        // escapes (a text with escapes gives no shape; the next chunk may).
-        let probe: Probe<'_> = serde_json::from_slice(data).ok()?;
-        let [
-            ProbeChoice {
-                delta: Some(ProbeDelta {
-                    content: Some(text),
-                }),
-            },
-        ] = probe.choices.as_slice()
-        else {
+    /// The shape of `data`, a chunk that [`Shape::fits`] with `text` its text as the decoder
+    /// read it from `read`: `data` itself, or `data` with its head cut off (see
+    /// [`OpenAiDecoder::head`]), so a suffix of `data` whatever precedes it. Only a text
+    /// borrowed from those bytes (no escapes) says where it sits; one with escapes gives no
+    /// shape (the next chunk may).
+    fn at(data: &[u8], read: &[u8], text: &Text<'_>) -> Option<Shape> {
+        let Cow::Borrowed(text) = text.0 else {
             return None;
         };
-        // The string's quotes around the borrowed text.
+        // The string's quotes around the borrowed text, where they are in `data`.
         let start = (text.as_ptr() as usize)
-            .checked_sub(data.as_ptr() as usize)?
+            .checked_sub(read.as_ptr() as usize)?
+            .checked_add(data.len().checked_sub(read.len())?)?
             .checked_sub(1)?;
         let end = start + text.len() + 2;
         (data.get(start) == Some(&b'"') && data.get(end - 1) == Some(&b'"')).then(|| Shape {
@@ -828,26 +946,6 @@ fn last_string(data: &[u8]) -> Option<(usize, usize)> {
     .then_some((open, body.len()))
 }
 
-/// A text chunk read again for the position of its text (see [`Shape::of`]).
-#[derive(Deserialize)]
-struct Probe<'a> {
-    #[serde(borrow)]
-    choices: Vec<ProbeChoice<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ProbeChoice<'a> {
-    #[serde(borrow)]
-    delta: Option<ProbeDelta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ProbeDelta<'a> {
-    /// Fails to decode (no shape) when the text holds escapes: it cannot be borrowed.
-    #[serde(borrow)]
-    content: Option<&'a str>,
-}
-
 impl OpenAiDecoder {
     pub(crate) fn new(provider: &str) -> Self {
         Self {
@@ -860,6 +958,30 @@ impl OpenAiDecoder {
             done: false,
             shape: None,
             shapes_left: SHAPE_TRIES,
+            head: Vec::new(),
+            scratch: Vec::new(),
+            cut_heads: true,
+        }
+    }
+
+    /// Takes the head of `data`, a chunk just decoded in full from its own bytes whose first
+    /// read member's key is `first_read` (see [`OpenAiDecoder::head`]).
+    fn take_head(&mut self, data: &[u8], first_read: Option<&[u8]>) {
+        self.head.clear();
+        let Some(key) = first_read.filter(|_| self.cut_heads) else {
+            return;
+        };
+        // The key's opening quote. The members before it were decoded as such, so the bytes
+        // up to it are `{`, whole members and a `,` (with whatever space was around them).
+        let Some(open) = (key.as_ptr() as usize)
+            .checked_sub(data.as_ptr() as usize)
+            .and_then(|i| i.checked_sub(1))
+        else {
+            return;
+        };
+        let head = &data[..open];
+        if data.get(open) == Some(&b'"') && head.trim_ascii_end().ends_with(b",") {
+            self.head.extend_from_slice(head);
         }
     }
 
@@ -915,10 +1037,49 @@ impl OpenAiDecoder {
             }
             return Ok(());
         }
-        let chunk: Chunk = decode(&self.provider, "stream chunk", data)?;
+        // Out of `self` while the chunk borrows from it.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if let Some(rest) = data
+            .strip_prefix(self.head.as_slice())
+            .filter(|_| !self.head.is_empty())
+        {
+            scratch.push(b'{');
+            scratch.extend_from_slice(rest);
+        }
+        let read = self.read(data, &scratch, out);
+        self.scratch = scratch;
+        read
+    }
+
+    /// Reads a chunk in full: from `cut` (the chunk without its head, see
+    /// [`OpenAiDecoder::head`]) unless that is empty, else from `data`.
+    fn read(
+        &mut self,
+        data: &[u8],
+        cut: &[u8],
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), ProviderError> {
+        // A chunk that does not decode without its head is decoded again in full, for the
+        // error to say what the upstream sent.
+        let headless = (!cut.is_empty())
+            .then(|| serde_json::from_slice::<Chunk<'_>>(cut).ok())
+            .flatten();
+        let (chunk, read) = match headless {
+            Some(chunk) => (chunk, cut),
+            None => {
+                let chunk: Chunk<'_> = decode(&self.provider, "stream chunk", data)?;
+                self.take_head(data, chunk.first_read);
+                (chunk, data)
+            }
+        };
         if self.shapes_left > 0 && Shape::fits(&chunk) {
             self.shapes_left -= 1;
-            if let Some(shape) = Shape::of(data) {
+            let text = chunk.choices[0]
+                .delta
+                .as_ref()
+                .and_then(|d| d.content.as_ref());
+            if let Some(shape) = text.and_then(|text| Shape::at(data, read, text)) {
                 self.shape = Some(shape);
             }
         }
@@ -938,7 +1099,9 @@ impl OpenAiDecoder {
                     out.push_back(StreamEvent::Reasoning { text });
                 }
                 if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
-                    out.push_back(StreamEvent::Delta { text });
+                    out.push_back(StreamEvent::Delta {
+                        text: text.0.into_owned(),
+                    });
                 }
                 for (position, piece) in
                     delta.tool_calls.unwrap_or_default().into_iter().enumerate()
@@ -1004,8 +1167,8 @@ mod tests {
     use proptest::prelude::*;
     use serde_json::json;
 
-    fn chunk(json: &Value) -> Result<Chunk, ProviderError> {
-        decode("openai", "stream chunk", json.to_string().as_bytes())
+    fn chunk(bytes: &[u8]) -> Result<Chunk<'_>, ProviderError> {
+        decode("openai", "stream chunk", bytes)
     }
 
     #[test]
@@ -1033,10 +1196,20 @@ mod tests {
         );
         assert_eq!(parsed.error, None);
         // Missing keys default; a wrong type or a non-object is an error, not a guess.
-        assert_eq!(chunk(&json!({})).unwrap(), Chunk::default());
-        assert!(chunk(&json!({"choices": "nope"})).is_err());
-        assert!(chunk(&json!([1, 2])).is_err());
-        assert!(chunk(&json!({"choices": [{"delta": {"content": 5}}]})).is_err());
+        assert_eq!(
+            chunk(json!({}).to_string().as_bytes()).unwrap(),
+            Chunk::default()
+        );
+        assert!(chunk(json!({"choices": "nope"}).to_string().as_bytes()).is_err());
+        assert!(chunk(json!([1, 2]).to_string().as_bytes()).is_err());
+        assert!(
+            chunk(
+                json!({"choices": [{"delta": {"content": 5}}]})
+                    .to_string()
+                    .as_bytes()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -1141,11 +1314,14 @@ mod tests {
                 fields.reverse();
             }
             let object: serde_json::Map<String, Value> = fields.into_iter().collect();
-            let parsed = chunk(&Value::Object(object)).unwrap();
+            let bytes = Value::Object(object).to_string();
+            let parsed = chunk(bytes.as_bytes()).unwrap();
+            // The first member read is found wherever it is.
+            prop_assert_eq!(parsed.first_read, Some(&b"choices"[..]));
             let expected = Chunk {
                 choices: vec![ChunkChoice {
                     delta: Some(ChunkDelta {
-                        content: Some(text.clone()),
+                        content: Some(Text(text.clone().into())),
                         tool_calls: Some(vec![DeltaToolCall {
                             index: Some(2),
                             id: id.clone(),
@@ -1161,6 +1337,7 @@ mod tests {
                 }],
                 usage: None,
                 error: None,
+                first_read: parsed.first_read,
             };
             prop_assert_eq!(parsed, expected);
         }
@@ -1172,11 +1349,13 @@ mod tests {
         }
     }
 
-    /// Decodes `events` (each a `data:` payload) with shapes (`fast`) or each chunk in full.
+    /// Decodes `events` (each a `data:` payload) with shapes and heads cut (`fast`) or each
+    /// chunk in full.
     fn decode_events(events: &[String], fast: bool) -> Result<Vec<StreamEvent>, ProviderError> {
         let mut d = OpenAiDecoder::new("openai");
         if !fast {
             d.shapes_left = 0;
+            d.cut_heads = false;
         }
         let mut out = VecDeque::new();
         for e in events {
@@ -1195,7 +1374,25 @@ mod tests {
         let p = json!(pad).to_string();
         let head = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":"#;
         let openai = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":"#;
-        match kind % 15 {
+        match kind % 20 {
+            // Heads other than the usual: another `created` (a head that differs from the
+            // last one taken), with spaces, none (`choices` first), `usage` read before
+            // `choices`, the first read key escaped.
+            15 => format!(
+                r#"{{"id":"c1","object":"chat.completion.chunk","created":2,"model":"m","choices":[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"obfuscation":{p}}}"#
+            ),
+            16 => format!(
+                r#"{{ "id" : "c1" , "created":1, "choices" : [{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}] }}"#
+            ),
+            17 => format!(
+                r#"{{"choices":[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}],"id":"c1","obfuscation":{p}}}"#
+            ),
+            18 => format!(
+                r#"{{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","usage":null,"choices":[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}]}}"#
+            ),
+            19 => format!(
+                r#"{{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","ch\u006fices":[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}]}}"#
+            ),
             10 => format!(
                 r#"{openai}{{"content":{t}}},"logprobs":null,"finish_reason":null}}],"usage":null,"obfuscation":{p}}}"#
             ),
@@ -1277,6 +1474,9 @@ mod tests {
                     .unwrap();
             }
             assert_eq!(d.shapes_left, SHAPE_TRIES - 1, "layout {layout}");
+            // The head taken from the first chunk: everything before `"choices"`.
+            let choices = events[0].find(r#""choices""#).unwrap();
+            assert_eq!(d.head, events[0].as_bytes()[..choices], "layout {layout}");
         }
     }
 
@@ -1301,12 +1501,13 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever mix of layouts and texts, a stream decodes to the same events with shapes
-        /// as with every chunk decoded in full.
+        /// Whatever mix of layouts, heads and texts, a stream decodes to the same events (or
+        /// fails with the same error) with shapes and heads cut as with every chunk decoded in
+        /// full.
         #[test]
         fn shapes_never_change_what_a_stream_decodes_to(
             chunks in proptest::collection::vec(
-                (0u8..15, "\\PC{0,12}", prop_oneof!["[a-zA-Z0-9]{0,16}", "[a\"\\\\\x01:}\u{e9}]{0,4}"]),
+                (0u8..20, "\\PC{0,12}", prop_oneof!["[a-zA-Z0-9]{0,16}", "[a\"\\\\\x01:}\u{e9}]{0,4}"]),
                 0..12,
             ),
         ) {

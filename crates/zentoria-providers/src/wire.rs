@@ -13,18 +13,27 @@ use crate::types::{ChatResponse, FinishReason, ResponseBuilder, StreamEvent};
 /// still resolved, no UTF-8 pass) and are compared as bytes. Unknown keys are skipped, missing
 /// ones keep the field's default, a repeated key keeps its last value, and the value must be a
 /// JSON object. Values are decoded as derived serde would (strings still checked as UTF-8).
+///
+/// `byte_keyed!(Name<'a> { … })` is for a struct that borrows from the bytes it is read from
+/// (its fields name the same lifetime).
 macro_rules! byte_keyed {
     ($ty:ident { $($field:ident),+ $(,)? }) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        byte_keyed!(@impl 'de, $ty, [], { $($field),+ });
+    };
+    ($ty:ident < $lt:lifetime > { $($field:ident),+ $(,)? }) => {
+        byte_keyed!(@impl $lt, $ty, [$lt], { $($field),+ });
+    };
+    (@impl $de:lifetime, $ty:ident, [$($lt:lifetime)?], { $($field:ident),+ }) => {
+        impl<$de> serde::Deserialize<$de> for $ty$(<$lt>)? {
+            fn deserialize<D: serde::Deserializer<$de>>(deserializer: D) -> Result<Self, D::Error> {
                 #[allow(non_camel_case_types)]
                 enum Key {
                     $($field,)+
                     Other,
                 }
 
-                impl<'de> serde::Deserialize<'de> for Key {
-                    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                impl<'k> serde::Deserialize<'k> for Key {
+                    fn deserialize<D: serde::Deserializer<'k>>(d: D) -> Result<Self, D::Error> {
                         struct KeyVisitor;
                         impl serde::de::Visitor<'_> for KeyVisitor {
                             type Value = Key;
@@ -45,14 +54,14 @@ macro_rules! byte_keyed {
                     }
                 }
 
-                struct ObjectVisitor;
-                impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
-                    type Value = $ty;
+                struct ObjectVisitor<$de>(std::marker::PhantomData<&$de ()>);
+                impl<$de> serde::de::Visitor<$de> for ObjectVisitor<$de> {
+                    type Value = $ty$(<$lt>)?;
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
                     }
-                    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<$ty, A::Error> {
-                        let mut value = $ty::default();
+                    fn visit_map<A: serde::de::MapAccess<$de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                        let mut value = <$ty$(<$lt>)?>::default();
                         while let Some(key) = map.next_key::<Key>()? {
                             match key {
                                 $(Key::$field => value.$field = map.next_value()?,)+
@@ -64,7 +73,7 @@ macro_rules! byte_keyed {
                         Ok(value)
                     }
                 }
-                deserializer.deserialize_map(ObjectVisitor)
+                deserializer.deserialize_map(ObjectVisitor(std::marker::PhantomData))
             }
         }
     };
@@ -89,10 +98,10 @@ pub(crate) fn parse_arguments(
 }
 
 /// Decodes one JSON document from the upstream, naming what it was on failure.
-pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+pub(crate) fn decode<'a, T: serde::Deserialize<'a>>(
     provider: &str,
     what: &str,
-    bytes: &[u8],
+    bytes: &'a [u8],
 ) -> Result<T, ProviderError> {
     serde_json::from_slice(bytes).map_err(|e| {
         let snippet = String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned();
