@@ -182,6 +182,19 @@ struct WireRequest<'a> {
     thinking: Option<WireThinking>,
     #[serde(skip_serializing_if = "Option::is_none")]
     metadata: Option<WireMetadata<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'static str>,
+}
+
+/// Anthropic's `service_tier` for OpenAI's: `auto` (Priority Tier capacity when there is
+/// some) for `auto` and `priority`, `standard_only` for `default`; Anthropic has no tier for
+/// the others (`flex`, `scale`), which are not sent.
+fn service_tier(openai: &str) -> Option<&'static str> {
+    match openai {
+        "auto" | "priority" => Some("auto"),
+        "default" => Some("standard_only"),
+        _ => None,
+    }
 }
 
 /// `metadata`: the end user, for Anthropic's abuse monitoring.
@@ -572,6 +585,11 @@ fn wire_request<'a>(
             .as_deref()
             .and_then(|i| i.safety_identifier.as_deref().or(i.user.as_deref()))
             .map(|user_id| WireMetadata { user_id }),
+        service_tier: request
+            .ids
+            .as_deref()
+            .and_then(|i| i.service_tier.as_deref())
+            .and_then(service_tier),
     })
 }
 
@@ -1520,8 +1538,26 @@ mod tests {
         );
         // The identifier meant for abuse monitoring comes first.
         ids.safety_identifier = Some("9f86d0".into());
-        req.ids = Some(Box::new(ids));
+        req.ids = Some(Box::new(ids.clone()));
         assert_eq!(body(&req)["metadata"], json!({"user_id": "9f86d0"}));
+        // OpenAI's tags and `store` have no place here; its tiers become Anthropic's where
+        // there is one.
+        ids.metadata = Some([("team".to_owned(), "search".to_owned())].into());
+        ids.store = Some(true);
+        for (openai, anthropic) in [
+            ("auto", Some("auto")),
+            ("priority", Some("auto")),
+            ("default", Some("standard_only")),
+            ("flex", None),
+            ("scale", None),
+        ] {
+            ids.service_tier = Some(openai.into());
+            req.ids = Some(Box::new(ids.clone()));
+            let v = body(&req);
+            assert_eq!(v["metadata"], json!({"user_id": "9f86d0"}));
+            assert!(v.get("store").is_none(), "{v}");
+            assert_eq!(v.get("service_tier"), anthropic.map(|t| json!(t)).as_ref());
+        }
     }
 
     #[test]

@@ -194,6 +194,12 @@ struct WireRequest<'a> {
     safety_identifier: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     prompt_cache_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metadata: Option<&'a BTreeMap<String, String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<&'a str>,
 }
 
 /// `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type": "function", "function":
@@ -386,6 +392,9 @@ fn wire_request(request: &ChatRequest, stream: bool, completion_limit: bool) -> 
         user: ids.and_then(|i| i.user.as_deref()),
         safety_identifier: ids.and_then(|i| i.safety_identifier.as_deref()),
         prompt_cache_key: ids.and_then(|i| i.prompt_cache_key.as_deref()),
+        metadata: ids.and_then(|i| i.metadata.as_ref()),
+        store: ids.and_then(|i| i.store),
+        service_tier: ids.and_then(|i| i.service_tier.as_deref()),
     }
 }
 
@@ -1802,7 +1811,15 @@ mod tests {
         req.reasoning_effort = Some("high".into());
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert_eq!(v["reasoning_effort"], json!("high"));
-        for key in ["user", "safety_identifier", "prompt_cache_key", "top_k"] {
+        for key in [
+            "user",
+            "safety_identifier",
+            "prompt_cache_key",
+            "top_k",
+            "metadata",
+            "store",
+            "service_tier",
+        ] {
             assert!(v.get(key).is_none(), "{v}");
         }
         req.top_k = Some(40);
@@ -1810,11 +1827,18 @@ mod tests {
             user: Some("u-1".into()),
             safety_identifier: Some("9f86d0".into()),
             prompt_cache_key: Some("docs".into()),
+            metadata: Some([("team".to_owned(), "search".to_owned())].into()),
+            store: Some(false),
+            service_tier: Some("flex".into()),
         }));
         let v = serde_json::to_value(wire_request(&req, false, false)).unwrap();
         assert_eq!(
             (&v["user"], &v["safety_identifier"], &v["prompt_cache_key"]),
             (&json!("u-1"), &json!("9f86d0"), &json!("docs"))
+        );
+        assert_eq!(
+            (&v["metadata"], &v["store"], &v["service_tier"]),
+            (&json!({"team": "search"}), &json!(false), &json!("flex"))
         );
         assert_eq!(v["top_k"], json!(40));
     }

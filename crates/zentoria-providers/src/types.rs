@@ -470,8 +470,9 @@ pub struct ChatRequest {
     pub ids: Option<Box<RequestIds>>,
 }
 
-/// Identifiers a client attaches to a request for the provider (OpenAI's names): passed to
-/// providers that take them, left out for others (they change no answer).
+/// What a client attaches to a request for the provider (OpenAI's names): who it is for, how
+/// its prompt is cached, tags, whether the provider keeps it and on which tier it runs. Passed
+/// to providers that take them, left out for others (they change no answer).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RequestIds {
     /// The end user, for the provider's abuse monitoring (OpenAI's older `user`).
@@ -485,6 +486,17 @@ pub struct RequestIds {
     /// `prompt_cache_key`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prompt_cache_key: Option<String>,
+    /// Tags for the request, as the provider shows them in its own dashboards (OpenAI's
+    /// `metadata`: string values).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<std::collections::BTreeMap<String, String>>,
+    /// Whether the provider keeps the completion for its own tools (OpenAI's `store`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<bool>,
+    /// The processing tier asked for (OpenAI's `service_tier`: `auto`, `default`, `flex`,
+    /// `priority`, …): how fast and at what price, not what is answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<String>,
 }
 
 /// Whether and which tool the model must call.

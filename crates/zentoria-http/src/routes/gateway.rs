@@ -3,6 +3,7 @@
 //! providers (`provider/model`). Streams pass through event by event; when the client goes
 //! away the upstream request is dropped with the stream.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -372,6 +373,9 @@ struct WireRequest {
     user: Option<String>,
     safety_identifier: Option<String>,
     prompt_cache_key: Option<String>,
+    metadata: Option<BTreeMap<String, String>>,
+    store: Option<bool>,
+    service_tier: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -637,15 +641,22 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
         .response_format
         .map(|f| response_format(f).map(Box::new))
         .transpose()?;
-    let ids =
-        (req.user.is_some() || req.safety_identifier.is_some() || req.prompt_cache_key.is_some())
-            .then(|| {
-                Box::new(RequestIds {
-                    user: req.user,
-                    safety_identifier: req.safety_identifier,
-                    prompt_cache_key: req.prompt_cache_key,
-                })
-            });
+    let ids = (req.user.is_some()
+        || req.safety_identifier.is_some()
+        || req.prompt_cache_key.is_some()
+        || req.metadata.is_some()
+        || req.store.is_some()
+        || req.service_tier.is_some())
+    .then(|| {
+        Box::new(RequestIds {
+            user: req.user,
+            safety_identifier: req.safety_identifier,
+            prompt_cache_key: req.prompt_cache_key,
+            metadata: req.metadata,
+            store: req.store,
+            service_tier: req.service_tier,
+        })
+    });
     Ok(Parsed {
         model: req.model,
         request: ChatRequest {
@@ -1586,10 +1597,29 @@ mod tests {
             p.request.ids.as_deref(),
             Some(&RequestIds {
                 user: Some("u-1".into()),
-                safety_identifier: None,
                 prompt_cache_key: Some("docs".into()),
+                ..RequestIds::default()
             })
         );
+        // Tags, storage and the processing tier.
+        let p = parse(
+            json!({"messages": hi, "metadata": {"team": "search"}, "store": true,
+            "service_tier": "flex"}),
+        )
+        .unwrap();
+        assert_eq!(
+            p.request.ids.as_deref(),
+            Some(&RequestIds {
+                metadata: Some([("team".to_owned(), "search".to_owned())].into()),
+                store: Some(true),
+                service_tier: Some("flex".into()),
+                ..RequestIds::default()
+            })
+        );
+        let err = parse(json!({"messages": hi, "metadata": {"n": 1}}))
+            .err()
+            .unwrap();
+        assert!(err.contains("expected a string"), "{err}");
         let err = parse(json!({"messages": hi, "safety_identifier": 7}))
             .err()
             .unwrap();

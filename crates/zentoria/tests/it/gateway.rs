@@ -642,12 +642,14 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
     );
     assert_eq!(usage["days"][0]["cached_tokens"], 5, "{usage}");
 
-    // Who the request is for, its cache's key and top_k reach the provider as the client sent them.
+    // Who the request is for, its cache's key, tags, storage, tier and top_k reach the
+    // provider as the client sent them.
     let r = chat(
         &s,
         &key,
         json!({"model": "openai/gpt-4o-mini", "user": "u-1", "safety_identifier": "9f86d0",
-            "prompt_cache_key": "sums", "top_k": 40,
+            "prompt_cache_key": "sums", "top_k": 40, "metadata": {"team": "search"},
+            "store": false, "service_tier": "flex",
             "messages": [{"role": "user", "content": "2+2?"}]}),
     )
     .await;
@@ -662,6 +664,10 @@ async fn reasoning_comes_through_and_is_not_sent_back_upstream() {
         (&json!("u-1"), &json!("9f86d0"), &json!("sums"))
     );
     assert_eq!(sent["top_k"], 40, "{sent}");
+    assert_eq!(
+        (&sent["metadata"], &sent["store"], &sent["service_tier"]),
+        (&json!({"team": "search"}), &json!(false), &json!("flex"))
+    );
 }
 
 /// A 1×1 PNG as a data: URL, as chat front ends send an uploaded picture.
