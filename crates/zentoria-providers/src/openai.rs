@@ -1049,9 +1049,11 @@ impl OpenAiDecoder {
         // Out of `self` while the chunk borrows from it.
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
+        // What follows the head must be a key: after a `,` nothing else is JSON, but `{` and
+        // a `}` would be (`{"id":"c1",}` is not JSON, `{}` is).
         if let Some(rest) = data
             .strip_prefix(self.head.as_slice())
-            .filter(|_| !self.head.is_empty())
+            .filter(|rest| !self.head.is_empty() && rest.first() == Some(&b'"'))
         {
             scratch.push(b'{');
             scratch.extend_from_slice(rest);
@@ -1383,7 +1385,7 @@ mod tests {
         let p = json!(pad).to_string();
         let head = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":"#;
         let openai = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":"#;
-        match kind % 20 {
+        match kind % 21 {
             // Heads other than the usual: another `created` (a head that differs from the
             // last one taken), with spaces, none (`choices` first), `usage` read before
             // `choices`, the first read key escaped.
@@ -1402,6 +1404,8 @@ mod tests {
             19 => format!(
                 r#"{{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","ch\u006fices":[{{"index":0,"delta":{{"content":{t}}},"finish_reason":null}}]}}"#
             ),
+            // OpenAI's head and nothing after its comma: not JSON (though `{` and the rest is).
+            20 => r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","service_tier":"default","system_fingerprint":"fp_1",}"#.to_owned(),
             10 => format!(
                 r#"{openai}{{"content":{t}}},"logprobs":null,"finish_reason":null}}],"usage":null,"obfuscation":{p}}}"#
             ),
@@ -1490,6 +1494,14 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_that_is_its_head_and_no_more_is_not_json() {
+        let events = [shaped(10, "Hel", "q7"), shaped(20, "", "")];
+        let err = decode_events(&events, true).unwrap_err().to_string();
+        assert!(err.contains("malformed stream chunk"), "{err}");
+        assert_eq!(err, decode_events(&events, false).unwrap_err().to_string());
+    }
+
+    #[test]
     fn only_a_plain_string_closing_the_chunk_stands_for_any_other() {
         assert_eq!(last_string(br#"{"a":1,"o":"xyz"}"#), Some((11, 16)));
         assert_eq!(last_string(br#""a","o":"xyz""#), Some((8, 13)));
@@ -1516,7 +1528,7 @@ mod tests {
         #[test]
         fn shapes_never_change_what_a_stream_decodes_to(
             chunks in proptest::collection::vec(
-                (0u8..20, "\\PC{0,12}", prop_oneof!["[a-zA-Z0-9]{0,16}", "[a\"\\\\\x01:}\u{e9}]{0,4}"]),
+                (0u8..21, "\\PC{0,12}", prop_oneof!["[a-zA-Z0-9]{0,16}", "[a\"\\\\\x01:}\u{e9}]{0,4}"]),
                 0..12,
             ),
         ) {
