@@ -1494,6 +1494,53 @@ mod tests {
     }
 
     #[test]
+    fn a_text_chunk_read_without_its_head_still_gives_the_shape() {
+        // OpenAI's opening chunk: its head is taken.
+        let role = r#"{"id":"c1","object":"chat.completion.chunk","created":1,"model":"m","service_tier":"default","system_fingerprint":"fp_1","choices":[{"index":0,"delta":{"role":"assistant","content":"","refusal":null},"logprobs":null,"finish_reason":null}],"usage":null,"obfuscation":"q7Zk"}"#;
+        let mut d = OpenAiDecoder::new("openai");
+        let mut out = VecDeque::new();
+        d.feed(
+            format!(
+                "data: {role}
+
+"
+            )
+            .as_bytes(),
+            &mut out,
+        )
+        .unwrap();
+        let choices = role.find(r#""choices""#).unwrap();
+        assert_eq!(d.head, role.as_bytes()[..choices]);
+        // The first text chunk is decoded without its head, and the text's place in the whole
+        // chunk is its shape, which the next chunk takes.
+        for (text, pad) in [("Hel", "q7"), ("lo", "k2xWbN4")] {
+            let chunk = shaped(10, text, pad);
+            d.feed(
+                format!(
+                    "data: {chunk}
+
+"
+                )
+                .as_bytes(),
+                &mut out,
+            )
+            .unwrap();
+        }
+        let shape = d.shape.as_ref().expect("a shape");
+        assert_eq!(shape.data, shaped(10, "Hel", "q7").as_bytes());
+        assert_eq!(&shape.data[shape.start..shape.end], br#""Hel""#);
+        assert_eq!(d.shapes_left, SHAPE_TRIES - 1);
+        let texts: Vec<_> = out
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Delta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(texts, ["Hel", "lo"]);
+    }
+
+    #[test]
     fn a_chunk_that_is_its_head_and_no_more_is_not_json() {
         let events = [shaped(10, "Hel", "q7"), shaped(20, "", "")];
         let err = decode_events(&events, true).unwrap_err().to_string();
