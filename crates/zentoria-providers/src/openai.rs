@@ -1377,6 +1377,17 @@ mod tests {
         Ok(out.into())
     }
 
+    /// The texts of `events`' text deltas.
+    fn delta_texts(events: &[StreamEvent]) -> Vec<&str> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                StreamEvent::Delta { text } => Some(text.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// A chunk of one of a few layouts with `text` in it; some put more than a string where
     /// another layout has its text. Those that end with a member `pad` is written into (as a
     /// JSON string, or as it is to make a chunk that is not JSON) are OpenAI's of today.
@@ -1471,14 +1482,7 @@ mod tests {
                 .collect();
             let fast = decode_events(&events, true).unwrap();
             assert_eq!(fast, decode_events(&events, false).unwrap());
-            let text: String = fast
-                .iter()
-                .filter_map(|e| match e {
-                    StreamEvent::Delta { text } => Some(text.as_str()),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(text, texts.concat());
+            assert_eq!(delta_texts(&fast).concat(), texts.concat());
             // The shape was taken once and served the rest.
             let mut d = OpenAiDecoder::new("openai");
             let mut out = VecDeque::new();
@@ -1530,14 +1534,7 @@ mod tests {
         assert_eq!(shape.data, shaped(10, "Hel", "q7").as_bytes());
         assert_eq!(&shape.data[shape.start..shape.end], br#""Hel""#);
         assert_eq!(d.shapes_left, SHAPE_TRIES - 1);
-        let texts: Vec<_> = out
-            .iter()
-            .filter_map(|e| match e {
-                StreamEvent::Delta { text } => Some(text.as_str()),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(texts, ["Hel", "lo"]);
+        assert_eq!(delta_texts(out.make_contiguous()), ["Hel", "lo"]);
     }
 
     #[test]

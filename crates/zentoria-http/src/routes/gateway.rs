@@ -641,22 +641,15 @@ fn parse_request(body: &[u8]) -> Result<Parsed, Error> {
         .response_format
         .map(|f| response_format(f).map(Box::new))
         .transpose()?;
-    let ids = (req.user.is_some()
-        || req.safety_identifier.is_some()
-        || req.prompt_cache_key.is_some()
-        || req.metadata.is_some()
-        || req.store.is_some()
-        || req.service_tier.is_some())
-    .then(|| {
-        Box::new(RequestIds {
-            user: req.user,
-            safety_identifier: req.safety_identifier,
-            prompt_cache_key: req.prompt_cache_key,
-            metadata: req.metadata,
-            store: req.store,
-            service_tier: req.service_tier,
-        })
-    });
+    let ids = RequestIds {
+        user: req.user,
+        safety_identifier: req.safety_identifier,
+        prompt_cache_key: req.prompt_cache_key,
+        metadata: req.metadata,
+        store: req.store,
+        service_tier: req.service_tier,
+    };
+    let ids = (ids != RequestIds::default()).then(|| Box::new(ids));
     Ok(Parsed {
         model: req.model,
         request: ChatRequest {
